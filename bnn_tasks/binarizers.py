@@ -1,0 +1,168 @@
+"""Binarizers: the sign functions of 1-bit networks and their training gradients.
+
+Two kinds, used declaratively by binary layers (like larq's quantizers):
+
+* input (activation) binarizers map a real tensor to {-1, +1};
+* kernel (weight) binarizers map latent real weights to ``(signs, scale)`` where ``scale`` is a
+  per-output-channel factor or ``None``.
+
+Convention, everywhere in bnn_tasks (training, export and the native kernel):
+``sign(0) = +1``. A binary value is never 0.
+
+Names accepted by :func:`build_binarizer`:
+
+==================  =====  ==============================================================
+name                kind   forward / backward
+==================  =====  ==============================================================
+``ste_sign``        input  sign; clipped straight-through gradient 1 on ``|x| <= 1``
+``approx_sign``     input  sign; Bi-Real ApproxSign gradient ``2 - 2|x|`` on ``|x| < 1``
+``scaled_sign``     kernel sign with per-output-channel ``mean|W|`` (XNOR-Net / Bi-Real)
+``sign``            kernel sign, no analytic scale (XNOR-Net++ learns its scales)
+``identity``        both   no binarization (useful for ablations / float twins)
+==================  =====  ==============================================================
+"""
+from typing import Optional, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+
+
+def sign(x: Tensor) -> Tensor:
+    """Binary sign with ``sign(0) = +1`` (``torch.sign`` would give 0)."""
+    return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
+
+
+class _SignWithClippedSTE(torch.autograd.Function):
+    """sign forward; gradient passed through where ``|x| <= clip``, zero outside."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, clip: float) -> Tensor:
+        ctx.save_for_backward(x)
+        ctx.clip = clip
+        return sign(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (x,) = ctx.saved_tensors
+        return grad * (x.abs() <= ctx.clip).to(grad.dtype), None
+
+
+class _ApproxSign(torch.autograd.Function):
+    """Bi-Real Net's ApproxSign: sign forward, piecewise-polynomial gradient.
+
+    The backward is the derivative of ``2x + x^2`` (x < 0) / ``2x - x^2`` (x >= 0) on ``|x| < 1``,
+    i.e. ``2 - 2|x|``, and 0 outside.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        ctx.save_for_backward(x)
+        return sign(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (x,) = ctx.saved_tensors
+        return grad * (2.0 - 2.0 * x.abs()).clamp(min=0.0)
+
+
+def ste_sign(x: Tensor, clip: float = 1.0) -> Tensor:
+    return _SignWithClippedSTE.apply(x, clip)
+
+
+def approx_sign(x: Tensor) -> Tensor:
+    return _ApproxSign.apply(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# Modules, so that a layer's binarizers show up in its repr and in its config.
+
+
+class SteSign(nn.Module):
+    kind = 'input'
+
+    def __init__(self, clip: float = 1.0):
+        super().__init__()
+        self.clip = float(clip)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ste_sign(x, self.clip)
+
+    def extra_repr(self) -> str:
+        return f'clip={self.clip}'
+
+
+class ApproxSign(nn.Module):
+    kind = 'input'
+
+    def forward(self, x: Tensor) -> Tensor:
+        return approx_sign(x)
+
+
+class Identity(nn.Module):
+    """No binarization; as a kernel binarizer it returns ``(W, None)``."""
+    kind = 'both'
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+
+class SignWeight(nn.Module):
+    """Weight signs with a clipped straight-through gradient to the latent weights."""
+    kind = 'kernel'
+
+    def __init__(self, clip: float = 1.0):
+        super().__init__()
+        self.clip = float(clip)
+
+    def forward(self, weight: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
+        return ste_sign(weight, self.clip), None
+
+    def extra_repr(self) -> str:
+        return f'clip={self.clip}'
+
+
+class ScaledSignWeight(SignWeight):
+    """Weight signs times a per-output-channel scale ``mean|W|`` (XNOR-Net, Bi-Real).
+
+    The scale is returned separately (shape ``[C_out]``) so the conv can apply it to its output,
+    which is what the exported kernel does too. Gradients reach the latent weights through both
+    the straight-through sign and the scale.
+    """
+
+    def forward(self, weight: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
+        scale = weight.abs().flatten(1).mean(dim=1)
+        return ste_sign(weight, self.clip), scale
+
+
+_INPUT_BINARIZERS = {'ste_sign': SteSign, 'approx_sign': ApproxSign, 'identity': Identity}
+_KERNEL_BINARIZERS = {'scaled_sign': ScaledSignWeight, 'sign': SignWeight, 'identity': Identity}
+
+BinarizerCfg = Union[None, str, dict, nn.Module]
+
+
+def build_binarizer(cfg: BinarizerCfg, kind: str) -> nn.Module:
+    """Build an input (``kind='input'``) or kernel (``kind='kernel'``) binarizer.
+
+    ``cfg`` is a name from the table in this module's docstring, a dict ``dict(type=name, **kw)``,
+    an already built module, or ``None`` (= ``identity``).
+    """
+    if kind not in ('input', 'kernel'):
+        raise ValueError(f"binarizer kind must be 'input' or 'kernel', got {kind!r}")
+    if isinstance(cfg, nn.Module):
+        return cfg
+    table = _INPUT_BINARIZERS if kind == 'input' else _KERNEL_BINARIZERS
+    if cfg is None:
+        cfg = 'identity'
+    if isinstance(cfg, str):
+        name, kwargs = cfg, {}
+    elif isinstance(cfg, dict):
+        if 'type' not in cfg:
+            raise KeyError(f'{kind} binarizer config {cfg!r} has no "type" key')
+        kwargs = dict(cfg)
+        name = kwargs.pop('type')
+    else:
+        raise TypeError(f'{kind} binarizer must be a name, a dict or a module, got {type(cfg)}')
+    if name not in table:
+        raise KeyError(f'unknown {kind} binarizer {name!r}; known {kind} binarizers: '
+                       f'{", ".join(sorted(table))}')
+    return table[name](**kwargs)

@@ -1,0 +1,13 @@
+"""Binary layers: convs that take binarizers declaratively, and the blocks built from them."""
+from .binary_conv import BinaryConv2d, XNORPPConv2d
+from .bireal_block import (BinaryBasicBlock, BinaryResidualUnit, build_binary_conv,
+                           make_downsample_shortcut)
+from .group_net_block import GroupNetBlock
+from .methods import BINARY_METHODS, method_conv_cfg
+
+# Binary conv classes selectable by name in configs (``conv_cfg=dict(type=...)``).
+BINARY_CONVS = {'BinaryConv2d': BinaryConv2d, 'XNORPPConv2d': XNORPPConv2d}
+
+__all__ = ['BinaryConv2d', 'XNORPPConv2d', 'BinaryResidualUnit', 'BinaryBasicBlock',
+           'GroupNetBlock', 'build_binary_conv', 'make_downsample_shortcut', 'BINARY_CONVS',
+           'BINARY_METHODS', 'method_conv_cfg']
