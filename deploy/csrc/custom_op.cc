@@ -1,0 +1,401 @@
+// ONNX Runtime glue for bnn_tasks::BinaryConv2d: registration, attribute and input
+// validation, weight cache, threading through the runtime's intra-op pool.
+//
+// Written against the C API only and never linked against onnxruntime: the runtime hands us
+// its API table in RegisterCustomOps. Every failure becomes an OrtStatus naming the problem.
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "binary_conv.h"
+#include "binary_conv_op.h"
+#include "kernels.h"
+#include "onnxruntime_c_api.h"
+
+#define BNN_EXPORT extern "C" __attribute__((visibility("default")))
+
+namespace {
+
+const OrtApi* g_api = nullptr;
+
+// Oldest API version providing everything used here (CreateKernelV2, KernelContext_ParallelFor).
+constexpr uint32_t kMinApiVersion = 17;
+
+#define RETURN_IF_STATUS(expr)          \
+  do {                                  \
+    OrtStatus* status_ = (expr);        \
+    if (status_ != nullptr) return status_; \
+  } while (0)
+
+struct ConvAttributes {
+  std::string node_name;
+  int64_t in_channels = 0, out_channels = 0;
+  int64_t kh = 0, kw = 0, sh = 0, sw = 0, dh = 0, dw = 0;
+  int64_t pt = 0, pl = 0, pb = 0, pr = 0;
+};
+
+struct Kernel {
+  ConvAttributes attrs;
+  const bnn::KernelVariant* variant = nullptr;
+  std::mutex cache_mutex;
+  std::shared_ptr<const bnn::PackedWeights> weights;  // repacked once, reused while unchanged
+};
+
+OrtStatus* error(const ConvAttributes* attrs, const std::string& message) {
+  std::string text = "bnn_tasks::BinaryConv2d";
+  if (attrs != nullptr && !attrs->node_name.empty()) text += " (node '" + attrs->node_name + "')";
+  text += ": " + message;
+  return g_api->CreateStatus(ORT_INVALID_ARGUMENT, text.c_str());
+}
+
+// Prefix an error status from the runtime with our context.
+OrtStatus* wrap(OrtStatus* status, const ConvAttributes* attrs, const std::string& what) {
+  if (status == nullptr) return nullptr;
+  std::string detail = g_api->GetErrorMessage(status);
+  g_api->ReleaseStatus(status);
+  return error(attrs, what + ": " + detail);
+}
+
+OrtStatus* read_int(const OrtKernelInfo* info, const ConvAttributes& a, const char* name,
+                    int64_t* out) {
+  return wrap(g_api->KernelInfoGetAttribute_int64(info, name, out), &a,
+              std::string("missing or invalid int attribute '") + name + "'");
+}
+
+OrtStatus* read_ints(const OrtKernelInfo* info, const ConvAttributes& a, const char* name,
+                     size_t expected, int64_t* out) {
+  size_t size = 0;
+  RETURN_IF_STATUS(wrap(g_api->KernelInfoGetAttributeArray_int64(info, name, nullptr, &size), &a,
+                        std::string("missing or invalid ints attribute '") + name + "'"));
+  if (size != expected)
+    return error(&a, std::string("attribute '") + name + "' must have " + std::to_string(expected) +
+                         " values, got " + std::to_string(size));
+  return wrap(g_api->KernelInfoGetAttributeArray_int64(info, name, out, &size), &a,
+              std::string("cannot read attribute '") + name + "'");
+}
+
+OrtStatus* read_string(const OrtKernelInfo* info, const ConvAttributes& a, const char* name,
+                       std::string* out) {
+  size_t size = 0;
+  RETURN_IF_STATUS(wrap(g_api->KernelInfoGetAttribute_string(info, name, nullptr, &size), &a,
+                        std::string("missing or invalid string attribute '") + name + "'"));
+  std::vector<char> buffer(size + 1, '\0');
+  RETURN_IF_STATUS(wrap(g_api->KernelInfoGetAttribute_string(info, name, buffer.data(), &size), &a,
+                        std::string("cannot read attribute '") + name + "'"));
+  *out = std::string(buffer.data());
+  return nullptr;
+}
+
+OrtStatus* check_range(const ConvAttributes& a, const char* name, int64_t value, int64_t lowest) {
+  if (value < lowest || value > bnn::kMaxAttributeValue)
+    return error(&a, std::string("attribute '") + name + "' must be in [" + std::to_string(lowest) +
+                         ", " + std::to_string(bnn::kMaxAttributeValue) + "], got " +
+                         std::to_string(value));
+  return nullptr;
+}
+
+OrtStatus* parse_attributes(const OrtKernelInfo* info, ConvAttributes* a) {
+  size_t name_size = 0;
+  if (g_api->KernelInfo_GetNodeName(info, nullptr, &name_size) == nullptr && name_size > 0) {
+    std::vector<char> name(name_size + 1, '\0');
+    OrtStatus* st = g_api->KernelInfo_GetNodeName(info, name.data(), &name_size);
+    if (st == nullptr) a->node_name = name.data();
+    else g_api->ReleaseStatus(st);
+  }
+  RETURN_IF_STATUS(read_int(info, *a, "in_channels", &a->in_channels));
+  RETURN_IF_STATUS(read_int(info, *a, "out_channels", &a->out_channels));
+  int64_t kernel[2], strides[2], dilations[2], pads[4];
+  RETURN_IF_STATUS(read_ints(info, *a, "kernel_shape", 2, kernel));
+  RETURN_IF_STATUS(read_ints(info, *a, "strides", 2, strides));
+  RETURN_IF_STATUS(read_ints(info, *a, "pads", 4, pads));
+  RETURN_IF_STATUS(read_ints(info, *a, "dilations", 2, dilations));
+  std::string layout;
+  RETURN_IF_STATUS(read_string(info, *a, "weight_layout", &layout));
+  if (layout != bnn::kWeightLayoutOHWI32)
+    return error(a, "unknown weight_layout '" + layout + "' (this library knows: '" +
+                        bnn::kWeightLayoutOHWI32 + "')");
+  RETURN_IF_STATUS(check_range(*a, "in_channels", a->in_channels, 1));
+  RETURN_IF_STATUS(check_range(*a, "out_channels", a->out_channels, 1));
+  RETURN_IF_STATUS(check_range(*a, "kernel_shape[0]", kernel[0], 1));
+  RETURN_IF_STATUS(check_range(*a, "kernel_shape[1]", kernel[1], 1));
+  RETURN_IF_STATUS(check_range(*a, "strides[0]", strides[0], 1));
+  RETURN_IF_STATUS(check_range(*a, "strides[1]", strides[1], 1));
+  RETURN_IF_STATUS(check_range(*a, "dilations[0]", dilations[0], 1));
+  RETURN_IF_STATUS(check_range(*a, "dilations[1]", dilations[1], 1));
+  static const char* kPadNames[4] = {"pads[0] (top)", "pads[1] (left)", "pads[2] (bottom)",
+                                     "pads[3] (right)"};
+  for (int i = 0; i < 4; ++i) RETURN_IF_STATUS(check_range(*a, kPadNames[i], pads[i], 0));
+  a->kh = kernel[0]; a->kw = kernel[1];
+  a->sh = strides[0]; a->sw = strides[1];
+  a->dh = dilations[0]; a->dw = dilations[1];
+  a->pt = pads[0]; a->pl = pads[1]; a->pb = pads[2]; a->pr = pads[3];
+  // The dot product must stay exact in float32 (|dot| <= 2^24).
+  if (a->kh * a->kw * a->in_channels > (int64_t{1} << 24))
+    return error(a, "kernel_shape[0] * kernel_shape[1] * in_channels exceeds 2^24 (the float32 "
+                    "output would no longer be exact)");
+  return nullptr;
+}
+
+// A tensor input's element type and dims; value may be null (omitted optional input).
+struct TensorView {
+  const OrtValue* value = nullptr;
+  ONNXTensorElementDataType type = ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
+  std::vector<int64_t> dims;
+  void* data = nullptr;
+};
+
+std::string dims_string(const std::vector<int64_t>& dims) {
+  std::string s = "[";
+  for (size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
+  return s + "]";
+}
+
+OrtStatus* get_input(OrtKernelContext* ctx, const ConvAttributes& a, size_t index,
+                     const char* name, TensorView* view) {
+  size_t count = 0;
+  RETURN_IF_STATUS(g_api->KernelContext_GetInputCount(ctx, &count));
+  view->value = nullptr;
+  if (index >= count) return nullptr;
+  RETURN_IF_STATUS(g_api->KernelContext_GetInput(ctx, index, &view->value));
+  if (view->value == nullptr) return nullptr;
+  int is_tensor = 0;
+  RETURN_IF_STATUS(g_api->IsTensor(view->value, &is_tensor));
+  if (!is_tensor) return error(&a, std::string("input '") + name + "' must be a tensor");
+  OrtTensorTypeAndShapeInfo* info = nullptr;
+  RETURN_IF_STATUS(g_api->GetTensorTypeAndShape(view->value, &info));
+  size_t rank = 0;
+  OrtStatus* st = g_api->GetTensorElementType(info, &view->type);
+  if (st == nullptr) st = g_api->GetDimensionsCount(info, &rank);
+  if (st == nullptr) {
+    view->dims.assign(rank, 0);
+    st = g_api->GetDimensions(info, view->dims.data(), rank);
+  }
+  g_api->ReleaseTensorTypeAndShapeInfo(info);
+  RETURN_IF_STATUS(st);
+  return g_api->GetTensorMutableData(const_cast<OrtValue*>(view->value), &view->data);
+}
+
+OrtStatus* expect(const ConvAttributes& a, const TensorView& t, const char* name,
+                  ONNXTensorElementDataType type, const char* type_name,
+                  const std::vector<int64_t>& dims, const char* dims_meaning) {
+  if (t.type != type) return error(&a, std::string("input '") + name + "' must be " + type_name);
+  if (t.dims != dims)
+    return error(&a, std::string("input '") + name + "' must have shape " + dims_string(dims) +
+                         " " + dims_meaning + ", got " + dims_string(t.dims));
+  return nullptr;
+}
+
+bool ort_parallel_for(void* ctx, void (*fn)(void*, size_t), size_t total, void* data) {
+  OrtStatus* st = g_api->KernelContext_ParallelFor(static_cast<const OrtKernelContext*>(ctx), fn,
+                                                   total, 0, data);
+  if (st == nullptr) return true;
+  g_api->ReleaseStatus(st);
+  return false;
+}
+
+OrtStatus* compute(Kernel& k, OrtKernelContext* ctx) {
+  const ConvAttributes& a = k.attrs;
+  TensorView x, w, scale, bias, row, col, res;
+  RETURN_IF_STATUS(get_input(ctx, a, bnn::kInputX, "X", &x));
+  RETURN_IF_STATUS(get_input(ctx, a, bnn::kInputWeights, "W_packed", &w));
+  RETURN_IF_STATUS(get_input(ctx, a, bnn::kInputPostScale, "post_scale", &scale));
+  RETURN_IF_STATUS(get_input(ctx, a, bnn::kInputPostBias, "post_bias", &bias));
+  RETURN_IF_STATUS(get_input(ctx, a, bnn::kInputRowScale, "row_scale", &row));
+  RETURN_IF_STATUS(get_input(ctx, a, bnn::kInputColScale, "col_scale", &col));
+  RETURN_IF_STATUS(get_input(ctx, a, bnn::kInputResidual, "residual", &res));
+  if (!x.value || !w.value || !scale.value || !bias.value)
+    return error(&a, "inputs X, W_packed, post_scale and post_bias are required");
+
+  constexpr auto kFloat = ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+  constexpr auto kInt32 = ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32;
+  if (x.type != kFloat) return error(&a, "input 'X' must be float32");
+  if (x.dims.size() != 4)
+    return error(&a, "input 'X' must be 4-D [N, C_in, H, W], got rank " + std::to_string(x.dims.size()) +
+                         " " + dims_string(x.dims));
+  if (x.dims[1] != a.in_channels)
+    return error(&a, "input 'X' has " + std::to_string(x.dims[1]) +
+                         " channels but attribute in_channels is " + std::to_string(a.in_channels));
+  if (x.dims[2] <= 0 || x.dims[3] <= 0)
+    return error(&a, "input 'X' must have positive height and width, got " + dims_string(x.dims));
+
+  bnn::ConvShape s;
+  s.N = x.dims[0]; s.C = x.dims[1]; s.H = x.dims[2]; s.W = x.dims[3];
+  s.O = a.out_channels;
+  s.kh = a.kh; s.kw = a.kw; s.sh = a.sh; s.sw = a.sw; s.dh = a.dh; s.dw = a.dw;
+  s.pt = a.pt; s.pl = a.pl; s.pb = a.pb; s.pr = a.pr;
+  s.Ho = bnn::conv_output_size(s.H, s.kh, s.sh, s.pt, s.pb, s.dh);
+  s.Wo = bnn::conv_output_size(s.W, s.kw, s.sw, s.pl, s.pr, s.dw);
+  if (s.Ho <= 0 || s.Wo <= 0)
+    return error(&a, "empty output: input " + std::to_string(s.H) + "x" + std::to_string(s.W) +
+                         " with kernel " + std::to_string(s.kh) + "x" + std::to_string(s.kw) +
+                         ", dilation " + std::to_string(s.dh) + "x" + std::to_string(s.dw) +
+                         " and pads " + dims_string({s.pt, s.pl, s.pb, s.pr}) +
+                         " gives output size " + std::to_string(s.Ho) + "x" + std::to_string(s.Wo));
+  if (s.N * s.O * s.Ho * s.Wo > (int64_t{1} << 40))
+    return error(&a, "output would have more than 2^40 elements");
+
+  RETURN_IF_STATUS(expect(a, w, "W_packed", kInt32, "int32 (bit-packed words)",
+                          {s.O, s.kh, s.kw, s.words_per_pixel()},
+                          "(out_channels, kernel_h, kernel_w, ceil(in_channels / 32)) for layout OHWI32"));
+  RETURN_IF_STATUS(expect(a, scale, "post_scale", kFloat, "float32", {s.O}, "(out_channels)"));
+  RETURN_IF_STATUS(expect(a, bias, "post_bias", kFloat, "float32", {s.O}, "(out_channels)"));
+  if (row.value)
+    RETURN_IF_STATUS(expect(a, row, "row_scale", kFloat, "float32", {s.Ho}, "(output height)"));
+  if (col.value)
+    RETURN_IF_STATUS(expect(a, col, "col_scale", kFloat, "float32", {s.Wo}, "(output width)"));
+  if (res.value)
+    RETURN_IF_STATUS(expect(a, res, "residual", kFloat, "float32", {s.N, s.O, s.Ho, s.Wo},
+                            "(N, out_channels, output height, output width)"));
+
+  // Repack the weights once; repack again only if their words change (e.g. a graph input).
+  std::shared_ptr<const bnn::PackedWeights> packed;
+  {
+    const size_t words = static_cast<size_t>(s.O * s.taps() * s.words_per_pixel());
+    std::lock_guard<std::mutex> lock(k.cache_mutex);
+    if (!k.weights || k.weights->source.size() != words ||
+        std::memcmp(k.weights->source.data(), w.data, words * sizeof(int32_t)) != 0) {
+      auto fresh = std::make_shared<bnn::PackedWeights>();
+      bnn::repack_weights(static_cast<const int32_t*>(w.data), s, fresh.get());
+      k.weights = std::move(fresh);
+    }
+    packed = k.weights;
+  }
+
+  const int64_t out_dims[4] = {s.N, s.O, s.Ho, s.Wo};
+  OrtValue* y = nullptr;
+  RETURN_IF_STATUS(g_api->KernelContext_GetOutput(ctx, 0, out_dims, 4, &y));
+  void* y_data = nullptr;
+  RETURN_IF_STATUS(g_api->GetTensorMutableData(y, &y_data));
+
+  bnn::Transform t;
+  t.post_scale = static_cast<const float*>(scale.data);
+  t.post_bias = static_cast<const float*>(bias.data);
+  t.row_scale = row.value ? static_cast<const float*>(row.data) : nullptr;
+  t.col_scale = col.value ? static_cast<const float*>(col.data) : nullptr;
+  t.residual = res.value ? static_cast<const float*>(res.data) : nullptr;
+  const std::string failure =
+      bnn::run_binary_conv(s, static_cast<const float*>(x.data), *packed, t,
+                           static_cast<float*>(y_data), *k.variant, ort_parallel_for, ctx);
+  if (!failure.empty()) return g_api->CreateStatus(ORT_RUNTIME_EXCEPTION, failure.c_str());
+  return nullptr;
+}
+
+// ---- OrtCustomOp callbacks ----
+
+OrtStatus* ORT_API_CALL create_kernel(const OrtCustomOp*, const OrtApi*, const OrtKernelInfo* info,
+                                      void** kernel) noexcept {
+  try {
+    auto k = std::make_unique<Kernel>();
+    RETURN_IF_STATUS(parse_attributes(info, &k->attrs));
+    const char* why = "unknown error";
+    k->variant = bnn::select_kernel(&why);
+    if (k->variant == nullptr) return error(&k->attrs, why);
+    *kernel = k.release();
+    return nullptr;
+  } catch (const std::exception& e) {
+    return g_api->CreateStatus(ORT_FAIL, (std::string("bnn_tasks::BinaryConv2d: ") + e.what()).c_str());
+  }
+}
+
+OrtStatus* ORT_API_CALL compute_kernel(void* kernel, OrtKernelContext* ctx) noexcept {
+  try {
+    return compute(*static_cast<Kernel*>(kernel), ctx);
+  } catch (const std::exception& e) {
+    return g_api->CreateStatus(ORT_FAIL, (std::string("bnn_tasks::BinaryConv2d: ") + e.what()).c_str());
+  }
+}
+
+void ORT_API_CALL destroy_kernel(void* kernel) noexcept { delete static_cast<Kernel*>(kernel); }
+
+const char* ORT_API_CALL op_name(const OrtCustomOp*) noexcept { return bnn::kOpType; }
+const char* ORT_API_CALL op_provider(const OrtCustomOp*) noexcept { return "CPUExecutionProvider"; }
+
+size_t ORT_API_CALL input_count(const OrtCustomOp*) noexcept { return bnn::kNumInputs; }
+ONNXTensorElementDataType ORT_API_CALL input_type(const OrtCustomOp*, size_t index) noexcept {
+  return index == bnn::kInputWeights ? ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32
+                                     : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+}
+OrtCustomOpInputOutputCharacteristic ORT_API_CALL input_characteristic(const OrtCustomOp*,
+                                                                       size_t index) noexcept {
+  return index >= bnn::kInputRowScale ? INPUT_OUTPUT_OPTIONAL : INPUT_OUTPUT_REQUIRED;
+}
+size_t ORT_API_CALL output_count(const OrtCustomOp*) noexcept { return 1; }
+ONNXTensorElementDataType ORT_API_CALL output_type(const OrtCustomOp*, size_t) noexcept {
+  return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+}
+OrtCustomOpInputOutputCharacteristic ORT_API_CALL output_characteristic(const OrtCustomOp*,
+                                                                        size_t) noexcept {
+  return INPUT_OUTPUT_REQUIRED;
+}
+OrtMemType ORT_API_CALL input_memory_type(const OrtCustomOp*, size_t) noexcept {
+  return OrtMemTypeDefault;
+}
+int ORT_API_CALL start_version(const OrtCustomOp*) noexcept { return bnn::kOpVersion; }
+int ORT_API_CALL end_version(const OrtCustomOp*) noexcept { return bnn::kOpVersion; }
+
+OrtCustomOp make_op() {
+  OrtCustomOp op;
+  std::memset(&op, 0, sizeof(op));
+  op.version = ORT_API_VERSION;
+  op.GetName = op_name;
+  op.GetExecutionProviderType = op_provider;
+  op.GetInputType = input_type;
+  op.GetInputTypeCount = input_count;
+  op.GetOutputType = output_type;
+  op.GetOutputTypeCount = output_count;
+  op.KernelDestroy = destroy_kernel;
+  op.GetInputCharacteristic = input_characteristic;
+  op.GetOutputCharacteristic = output_characteristic;
+  op.GetInputMemoryType = input_memory_type;
+  op.CreateKernelV2 = create_kernel;
+  op.KernelComputeV2 = compute_kernel;
+  op.GetStartVersion = start_version;
+  op.GetEndVersion = end_version;
+  return op;
+}
+
+const OrtCustomOp g_binary_conv_op = make_op();
+
+// Domains must outlive every session that uses them; they live as long as the library.
+std::mutex g_domains_mutex;
+std::vector<OrtCustomOpDomain*> g_domains;
+
+}  // namespace
+
+BNN_EXPORT OrtStatus* ORT_API_CALL RegisterCustomOps(OrtSessionOptions* options,
+                                                     const OrtApiBase* api_base) {
+  // Thread-safe one-time init; every runtime in the process hands out the same table.
+  static const OrtApi* const api = [api_base] {
+    const OrtApi* table = api_base->GetApi(ORT_API_VERSION);
+    if (table == nullptr) table = api_base->GetApi(kMinApiVersion);  // older runtime: enough
+    g_api = table;
+    return table;
+  }();
+  if (api == nullptr) {
+    std::fprintf(stderr, "bnn_tasks: this ONNX Runtime provides neither C API version %d nor %u; "
+                         "BinaryConv2d is not registered\n", ORT_API_VERSION, kMinApiVersion);
+    return nullptr;  // cannot create a status without an API table
+  }
+  OrtCustomOpDomain* domain = nullptr;
+  RETURN_IF_STATUS(g_api->CreateCustomOpDomain(bnn::kOpDomain, &domain));
+  OrtStatus* st = g_api->CustomOpDomain_Add(domain, &g_binary_conv_op);
+  if (st == nullptr) st = g_api->AddCustomOpDomain(options, domain);
+  if (st != nullptr) {
+    g_api->ReleaseCustomOpDomain(domain);
+    return st;
+  }
+  std::lock_guard<std::mutex> lock(g_domains_mutex);
+  g_domains.push_back(domain);
+  return nullptr;
+}
+
+// Which kernel variant a session created now would use ("avx512", ...), or the reason none can
+// be used. For tools and tests (loaded with ctypes); not part of the ONNX Runtime interface.
+BNN_EXPORT const char* BnnTasksSelectedKernel() {
+  const char* why = "unknown error";
+  const bnn::KernelVariant* v = bnn::select_kernel(&why);
+  return v ? v->name : why;
+}

@@ -1,0 +1,37 @@
+"""The kernel tests pass against an AddressSanitizer + UBSan build (tools/run_sanitizers.sh).
+
+Takes ~30 s on 2 cores (build + a reduced property-test run). BNN_TASKS_SKIP_SANITIZERS=1
+skips it.
+"""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _asan_runtime_available() -> bool:
+    cxx = os.environ.get('CXX', 'c++')
+    if shutil.which(cxx) is None:
+        return False
+    out = subprocess.run([cxx, '-print-file-name=libasan.so'], capture_output=True, text=True)
+    return os.path.isabs(out.stdout.strip()) and os.path.exists(out.stdout.strip())
+
+
+@pytest.mark.skipif(os.environ.get('BNN_TASKS_SKIP_SANITIZERS') == '1',
+                    reason='BNN_TASKS_SKIP_SANITIZERS=1')
+@pytest.mark.skipif(not _asan_runtime_available(), reason='no AddressSanitizer runtime')
+def test_kernel_tests_pass_under_asan_and_ubsan(tmp_path):
+    env = dict(os.environ, PYTHON=sys.executable, BNN_TASKS_SANITIZE_DIR=str(tmp_path / 'asan'),
+               BNN_TASKS_KERNEL_TEST_EXAMPLES='8')
+    proc = subprocess.run(['bash', os.path.join(REPO, 'tools', 'run_sanitizers.sh'), '-x'],
+                          env=env, capture_output=True, text=True, timeout=900)
+    log = proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert proc.returncode == 0, log
+    assert 'ERROR: AddressSanitizer' not in log and 'runtime error:' not in log, log
+    lib = tmp_path / 'asan' / 'libbnn_tasks_ort.so'
+    ldd = subprocess.run(['ldd', str(lib)], capture_output=True, text=True).stdout
+    assert 'libasan' in ldd and 'libubsan' in ldd, ldd  # really the instrumented build
