@@ -1,0 +1,244 @@
+"""Swap the binary convs of a model for export-time modules.
+
+``prepare_binary_convs(model, example_inputs, mode)`` runs the model once to learn the input
+size every ``BinaryConv2d`` sees, checks the layer is exportable, and replaces it (in place) by
+
+* ``'binary'``: :class:`PackedBinaryConv2d`, which exports as one ``bnn_tasks::BinaryConv2d``
+  node with bit-packed int32 weights and small float post-op inputs;
+* ``'float'``: :class:`FloatTwinConv2d`, the same function with standard ONNX ops (sign as
+  ``Where``, a float ``Conv`` of the +-1 weights): the full-precision twin used to compare size
+  and speed.
+
+Both compute exactly what the original module computes in eval mode, so the PyTorch output of
+the prepared model is the reference for the exported graph.
+"""
+from typing import Dict, List, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from bnn_tasks.layers import BinaryConv2d, XNORPPConv2d
+
+from .onnx_ops import BinaryConv2dFunction, StaticConvArgs, apply_output_transform
+
+EXPORT_MODES = ('binary', 'float')
+DEFAULT_WEIGHT_LAYOUT = 'OHWI32'
+
+
+class UnsupportedLayerError(ValueError):
+    """A layer the bit-packed kernel cannot run (the message names the layer)."""
+
+
+def _sign(x: Tensor) -> Tensor:
+    # scalar branches: ``ones_like(x)`` would be traced into activation-sized constants
+    return torch.where(x >= 0, x.new_tensor(1.0), x.new_tensor(-1.0))
+
+
+def _pack(sign_weight: Tensor) -> Tuple[Tensor, str]:
+    """Pack +-1 weights with the project's packer (``bnn_tasks.deploy.packing``)."""
+    from . import packing
+    packed = packing.pack_weights(sign_weight.detach().cpu())
+    packed = torch.as_tensor(packed)
+    if packed.dtype != torch.int32:
+        raise TypeError(f'pack_weights must return int32 words, got {packed.dtype}')
+    layout = getattr(packing, 'WEIGHT_LAYOUT', getattr(packing, 'DEFAULT_LAYOUT',
+                                                        DEFAULT_WEIGHT_LAYOUT))
+    return packed.contiguous(), str(layout)
+
+
+def _output_size(size: int, kernel: int, stride: int, pad: int, dilation: int) -> int:
+    return (size + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def check_exportable(name: str, conv: BinaryConv2d):
+    """Raise :class:`UnsupportedLayerError` naming ``name`` if the kernel cannot run ``conv``."""
+    where = f'binary conv {name!r} ({type(conv).__name__})'
+    if conv.groups != 1:
+        raise UnsupportedLayerError(
+            f'{where} has groups={conv.groups}; the bnn_tasks::BinaryConv2d kernel supports '
+            'groups=1 only (keep this layer full precision, or use a dense conv)')
+    if conv.padding_mode != 'zeros':
+        raise UnsupportedLayerError(f'{where} uses padding_mode={conv.padding_mode!r}; only zero '
+                                    'padding is supported')
+    if isinstance(conv.padding, str):
+        raise UnsupportedLayerError(f'{where} uses padding={conv.padding!r}; give explicit '
+                                    'integer padding to export it')
+    probe = torch.tensor([-2.0, -0.5, -1e-8, 0.0, 1e-8, 0.5, 2.0])
+    with torch.no_grad():
+        got = conv.input_quantizer(probe)
+    if not torch.equal(got, _sign(probe)):
+        raise UnsupportedLayerError(
+            f'{where}: its input binarizer {type(conv.input_quantizer).__name__} is not a sign '
+            'function (sign(0)=+1); the kernel binarizes its input with sign')
+    with torch.no_grad():
+        signs, _ = conv.binarized_weight()
+    if not torch.equal(signs, _sign(conv.weight)):
+        raise UnsupportedLayerError(
+            f'{where}: its kernel binarizer {type(conv.kernel_quantizer).__name__} does not '
+            'produce +-1 signs of the weights')
+
+
+class _ExportConvBase(nn.Module):
+    """Holds the folded per-channel transform of one binary conv at a fixed input size."""
+
+    def __init__(self, name: str, conv: BinaryConv2d, in_shape: Sequence[int]):
+        super().__init__()
+        check_exportable(name, conv)
+        self.layer_name = name
+        c, h, w = (int(v) for v in in_shape[1:])
+        if c != conv.in_channels:
+            raise UnsupportedLayerError(f'binary conv {name!r} got {c} input channels, '
+                                        f'expected {conv.in_channels}')
+        kh, kw = conv.kernel_size
+        ho = _output_size(h, kh, conv.stride[0], conv.padding[0], conv.dilation[0])
+        wo = _output_size(w, kw, conv.stride[1], conv.padding[1], conv.dilation[1])
+        self.in_shape = (c, h, w)
+        self.out_shape = (int(in_shape[0]), conv.out_channels, ho, wo)
+        with torch.no_grad():
+            signs, scale = conv.binarized_weight()
+            post_scale = torch.ones(conv.out_channels) if scale is None else scale.detach().float()
+            row_scale = col_scale = None
+            if isinstance(conv, XNORPPConv2d):
+                alpha, beta, gamma = conv.spatial_factors(ho, wo)
+                post_scale = post_scale * alpha.detach().float()
+                row_scale, col_scale = beta.detach().float(), gamma.detach().float()
+            post_bias = (torch.zeros(conv.out_channels) if conv.bias is None
+                         else conv.bias.detach().float())
+        signs = signs.detach().float().clone()
+        self.register_buffer('post_scale', post_scale.clone())
+        self.register_buffer('post_bias', post_bias.clone())
+        self.register_buffer('row_scale', None if row_scale is None else row_scale.clone())
+        self.register_buffer('col_scale', None if col_scale is None else col_scale.clone())
+        self.geometry = dict(in_channels=conv.in_channels, out_channels=conv.out_channels,
+                             kernel_shape=(kh, kw), strides=tuple(conv.stride),
+                             pads=(conv.padding[0], conv.padding[1],
+                                   conv.padding[0], conv.padding[1]),
+                             dilations=tuple(conv.dilation), output_shape=self.out_shape)
+        self._init_weights(signs)
+
+    def _init_weights(self, signs: Tensor):
+        raise NotImplementedError
+
+    def _check_input(self, x: Tensor):
+        if tuple(x.shape[1:]) != self.in_shape:
+            raise ValueError(f'binary conv {self.layer_name!r} was prepared for inputs '
+                             f'{self.in_shape} but got {tuple(x.shape[1:])}; prepare the model '
+                             'again at the export shape')
+
+    def _post(self, y: Tensor) -> Tensor:
+        return apply_output_transform(y, self.post_scale, self.post_bias, self.row_scale,
+                                      self.col_scale)
+
+
+class PackedBinaryConv2d(_ExportConvBase):
+    """Exports as one ``bnn_tasks::BinaryConv2d`` node with bit-packed weights."""
+
+    def _init_weights(self, signs: Tensor):
+        packed, layout = _pack(signs)
+        self.register_buffer('weight_packed', packed)
+        self.geometry['weight_layout'] = layout
+        # The float signs only serve PyTorch's reference forward; they must not be a buffer
+        # (the tracer would turn them into a graph input the custom node does not consume).
+        self._static = StaticConvArgs(signs, self.geometry)
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x)
+        spatial = () if self.row_scale is None else (self.row_scale, self.col_scale)
+        return BinaryConv2dFunction.apply(x, self.weight_packed, self.post_scale, self.post_bias,
+                                          self._static, *spatial)
+
+
+class FloatTwinConv2d(_ExportConvBase):
+    """The same function with standard ops: ``Conv(Where(x >= 0, 1, -1), signs)``."""
+
+    def _init_weights(self, signs: Tensor):
+        self.register_buffer('sign_weight', signs)
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x)
+        g = self.geometry
+        y = F.conv2d(_sign(x), self.sign_weight, None, g['strides'], g['pads'][:2],
+                     g['dilations'])
+        return self._post(y)
+
+
+def _record_input_shapes(model: nn.Module, example_inputs: Tuple) -> Dict[str, torch.Size]:
+    shapes: Dict[str, torch.Size] = {}
+    handles = []
+    for name, m in model.named_modules():
+        if isinstance(m, BinaryConv2d):
+            def hook(mod, args, name=name):
+                shape = args[0].shape
+                if name in shapes and shapes[name] != shape:
+                    raise UnsupportedLayerError(
+                        f'binary conv {name!r} is called with two input shapes '
+                        f'({tuple(shapes[name])} and {tuple(shape)}); a shared layer can be '
+                        'exported only at one size')
+                shapes[name] = shape
+            handles.append(m.register_forward_pre_hook(hook))
+    try:
+        with torch.no_grad():
+            model(*example_inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    return shapes
+
+
+def binary_input_margin(model: nn.Module, example_inputs: Tuple) -> float:
+    """Smallest non-zero ``|x|`` any binary conv of ``model`` binarizes on these inputs.
+
+    Values closer to 0 than float rounding (~1e-6 for O(1) activations) may take the other sign
+    in ONNX Runtime than in PyTorch; a margin well above that rules such flips out, so any
+    remaining difference is a real one. Exact zeros are left out: they come from ReLU/max-pool
+    (the stem) and are 0, hence +1, on both sides. Returns inf if there is nothing to measure.
+    """
+    smallest = [float('inf')]
+
+    def hook(mod, args):
+        values = args[0].detach().abs()
+        values = values[values > 0]
+        if values.numel():
+            smallest[0] = min(smallest[0], float(values.min()))
+
+    handles = [m.register_forward_pre_hook(hook) for m in model.modules()
+               if isinstance(m, BinaryConv2d)]
+    try:
+        with torch.no_grad():
+            model(*example_inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    return smallest[0]
+
+
+def prepare_binary_convs(model: nn.Module, example_inputs: Tuple, mode: str = 'binary'
+                         ) -> List[str]:
+    """Replace every ``BinaryConv2d`` of ``model`` (in eval mode) by its export module.
+
+    Args:
+        model: module to modify in place; ``model(*example_inputs)`` must run.
+        example_inputs: inputs at the export shape.
+        mode: ``'binary'`` (custom op, packed weights) or ``'float'`` (standard ops).
+
+    Returns:
+        Names of the replaced layers. Layers the forward pass does not reach are an error (their
+        export size is unknown).
+    """
+    if mode not in EXPORT_MODES:
+        raise ValueError(f'mode must be one of {EXPORT_MODES}, got {mode!r}')
+    model.eval()
+    binary = [(n, m) for n, m in model.named_modules() if isinstance(m, BinaryConv2d)]
+    for name, conv in binary:  # fail on unsupported layers before running anything
+        check_exportable(name, conv)
+    shapes = _record_input_shapes(model, example_inputs)
+    cls = PackedBinaryConv2d if mode == 'binary' else FloatTwinConv2d
+    for name, conv in binary:
+        if name not in shapes:
+            raise UnsupportedLayerError(f'binary conv {name!r} is not reached by the forward '
+                                        'pass, so its export size is unknown')
+        parent_name, _, child = name.rpartition('.')
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, cls(name, conv, shapes[name]))
+    return [name for name, _ in binary]

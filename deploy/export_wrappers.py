@@ -1,0 +1,239 @@
+"""Export wrappers: an mmdet detector / mmseg segmentor as one module with graph post-processing.
+
+Graph interface (batch size 1):
+
+* detectors: inputs ``input`` float32 [1, 3, H, W] (normalised, padded to the export shape) and
+  ``img_shape`` float32 [2] = (h, w) of the valid image inside the padding (boxes are clipped
+  there, as mmdet clips to ``img_shape``); outputs ``dets`` float32 [N, 5] (x1, y1, x2, y2,
+  score), best first, and ``labels`` int64 [N], in the coordinates of ``input``.
+* segmentors: input ``input`` [1, 3, H, W]; outputs ``seg_logits`` float32 [1, C, H, W] (the
+  decode head's logits resized to the input, as mmseg's ``predict_by_feat``) and ``labels``
+  int64 [1, H, W] (their argmax).
+
+Anchors/priors are constants computed for the export shape.
+"""
+from typing import List, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .postprocess import (batched_nms_keep, concat_levels, decode_with, invalidate_small_boxes,
+                          level_topk, multilevel_roi_align)
+
+DET_INPUTS = ('input', 'img_shape')
+DET_OUTPUTS = ('dets', 'labels')
+SEG_INPUTS = ('input',)
+SEG_OUTPUTS = ('seg_logits', 'labels')
+
+
+def _cfg_get(cfg, key, default=None):
+    if cfg is None:
+        return default
+    return cfg.get(key, default) if hasattr(cfg, 'get') else getattr(cfg, key, default)
+
+
+def _nms_iou(cfg) -> float:
+    nms = _cfg_get(cfg, 'nms')
+    if nms is None:
+        raise ValueError('test_cfg has no nms setting; ONNX export needs one')
+    nms_type = _cfg_get(nms, 'type', 'nms')
+    if str(nms_type).lower() != 'nms':
+        raise NotImplementedError(f'ONNX export supports plain NMS only, got {nms_type!r}')
+    return float(_cfg_get(nms, 'iou_threshold', _cfg_get(nms, 'iou_thr', 0.5)))
+
+
+def _level_priors(prior_generator, feats: Sequence[Tensor]) -> List[Tensor]:
+    sizes = [f.shape[-2:] for f in feats]
+    return [p.detach().clone() for p in prior_generator.grid_priors(sizes, device='cpu')]
+
+
+class _PriorsMixin:
+    def _register_priors(self, priors: List[Tensor]):
+        for i, p in enumerate(priors):
+            self.register_buffer(f'priors_{i}', p)
+        self.num_levels = len(priors)
+
+    def priors(self) -> List[Tensor]:
+        return [getattr(self, f'priors_{i}') for i in range(self.num_levels)]
+
+
+def dense_candidates(head, cls_scores: Sequence[Tensor], bbox_preds: Sequence[Tensor],
+                     priors: Sequence[Tensor], nms_pre: int, img_hw: Tensor
+                     ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Per level: top ``nms_pre`` (prior, class) scores and their decoded boxes.
+
+    As mmdet's ``_predict_by_feat_single`` for anchor heads: sigmoid or softmax-without-
+    background scores, top-k over all (prior, class) pairs of the level, decode.
+    Returns boxes [M, 4], scores [M], labels [M], level ids [M].
+    """
+    boxes, scores, labels, level_ids = [], [], [], []
+    num_classes = head.cls_out_channels
+    for level, (cls, reg, pri) in enumerate(zip(cls_scores, bbox_preds, priors)):
+        cls = cls[0].permute(1, 2, 0).reshape(-1, num_classes)
+        reg = reg[0].permute(1, 2, 0).reshape(-1, 4)
+        probs = cls.sigmoid() if head.use_sigmoid_cls else cls.softmax(-1)[:, :-1]
+        classes = probs.shape[1]
+        top_scores, flat_idx = level_topk(probs.reshape(-1), nms_pre)
+        prior_idx = torch.div(flat_idx, classes, rounding_mode='floor')
+        boxes.append(decode_with(head.bbox_coder, pri[prior_idx], reg[prior_idx], img_hw))
+        scores.append(top_scores)
+        labels.append(flat_idx - prior_idx * classes)
+        level_ids.append(torch.full_like(flat_idx, level))
+    return (concat_levels(boxes), concat_levels(scores), concat_levels(labels),
+            concat_levels(level_ids))
+
+
+def _dets(boxes: Tensor, scores: Tensor, labels: Tensor, keep: Tensor) -> Tuple[Tensor, Tensor]:
+    return torch.cat([boxes[keep], scores[keep].unsqueeze(1)], dim=1), labels[keep]
+
+
+class SingleStageDetectorWrapper(nn.Module, _PriorsMixin):
+    """RetinaNet, SSD and other anchor-based single-stage detectors."""
+
+    def __init__(self, detector: nn.Module, example_input: Tensor):
+        super().__init__()
+        self.detector = detector
+        self.test_cfg = detector.bbox_head.test_cfg
+        with torch.no_grad():
+            feats = detector.extract_feat(example_input)
+        self._register_priors(_level_priors(detector.bbox_head.prior_generator, feats))
+
+    def forward(self, img: Tensor, img_shape: Tensor) -> Tuple[Tensor, Tensor]:
+        head, cfg = self.detector.bbox_head, self.test_cfg
+        cls_scores, bbox_preds = head(self.detector.extract_feat(img))
+        boxes, scores, labels, _ = dense_candidates(head, cls_scores, bbox_preds, self.priors(),
+                                                    int(_cfg_get(cfg, 'nms_pre', -1)), img_shape)
+        score_thr = float(_cfg_get(cfg, 'score_thr', 0.0))
+        scores = invalidate_small_boxes(boxes, scores, _cfg_get(cfg, 'min_bbox_size', -1),
+                                        score_thr - 1.0)
+        keep = batched_nms_keep(boxes, scores, labels, _nms_iou(cfg), score_thr,
+                                int(_cfg_get(cfg, 'max_per_img', 100)))
+        return _dets(boxes, scores, labels, keep)
+
+
+class TwoStageDetectorWrapper(nn.Module, _PriorsMixin):
+    """Faster R-CNN style: RPN proposals, multi-level RoIAlign, bbox head, class-wise NMS."""
+
+    def __init__(self, detector: nn.Module, example_input: Tensor):
+        super().__init__()
+        self.detector = detector
+        roi_head = detector.roi_head
+        if getattr(roi_head, 'with_mask', False):
+            raise NotImplementedError('ONNX export of mask heads is not supported')
+        if getattr(roi_head, 'with_shared_head', False):
+            raise NotImplementedError('ONNX export of RoI heads with a shared head is not '
+                                      'supported')
+        extractor = roi_head.bbox_roi_extractor
+        layer = extractor.roi_layers[0]
+        if type(layer).__name__ != 'RoIAlign' or getattr(layer, 'pool_mode', 'avg') != 'avg':
+            raise NotImplementedError(f'ONNX export supports average RoIAlign only, got '
+                                      f'{type(layer).__name__}')
+        if getattr(extractor, 'roi_scale_factor', None) not in (None, 1, 1.0):
+            raise NotImplementedError('roi_scale_factor is not supported by the ONNX export')
+        self.roi_output_size = int(layer.output_size[0])
+        self.roi_sampling_ratio = int(layer.sampling_ratio)
+        self.roi_aligned = bool(layer.aligned)
+        self.roi_strides = [int(s) for s in extractor.featmap_strides]
+        self.finest_scale = float(extractor.finest_scale)
+        self.rpn_cfg = detector.test_cfg.rpn
+        self.rcnn_cfg = detector.test_cfg.rcnn
+        with torch.no_grad():
+            feats = detector.extract_feat(example_input)
+        self._register_priors(_level_priors(detector.rpn_head.prior_generator, feats))
+
+    def proposals(self, feats: Sequence[Tensor], img_shape: Tensor) -> Tensor:
+        """RPN boxes [P, 4], best first (mmdet's ``RPNHead._predict_by_feat_single``)."""
+        rpn, cfg = self.detector.rpn_head, self.rpn_cfg
+        cls_scores, bbox_preds = rpn(feats)
+        boxes, scores, _, level_ids = dense_candidates(rpn, cls_scores, bbox_preds,
+                                                       self.priors(),
+                                                       int(_cfg_get(cfg, 'nms_pre', -1)),
+                                                       img_shape)
+        # RPN scores are probabilities (> 0); -1 marks boxes the size filter removed.
+        scores = invalidate_small_boxes(boxes, scores, _cfg_get(cfg, 'min_bbox_size', -1), -1.0)
+        keep = batched_nms_keep(boxes, scores, level_ids, _nms_iou(cfg), -0.5,
+                                int(_cfg_get(cfg, 'max_per_img', 1000)))
+        return boxes[keep]
+
+    def forward(self, img: Tensor, img_shape: Tensor) -> Tuple[Tensor, Tensor]:
+        feats = self.detector.extract_feat(img)
+        proposals = self.proposals(feats, img_shape)
+        rois = torch.cat([torch.zeros_like(proposals[:, :1]), proposals], dim=1)
+        roi_feats = multilevel_roi_align(feats[:len(self.roi_strides)], rois,
+                                         self.roi_output_size, self.roi_strides,
+                                         self.roi_sampling_ratio, self.roi_aligned,
+                                         self.finest_scale)
+        bbox_head, cfg = self.detector.roi_head.bbox_head, self.rcnn_cfg
+        cls_score, bbox_pred = bbox_head(roi_feats)
+        probs = F.softmax(cls_score, dim=-1)[:, :-1]                 # [P, C]
+        num_classes = probs.shape[1]
+        deltas = bbox_pred.reshape(-1, 4)
+        per_class = 1 if bbox_head.reg_class_agnostic else num_classes
+        priors = proposals.unsqueeze(1).expand(-1, per_class, 4).reshape(-1, 4)
+        boxes = decode_with(bbox_head.bbox_coder, priors, deltas, img_shape)
+        boxes = boxes.reshape(-1, per_class, 4).expand(-1, num_classes, 4).reshape(-1, 4)
+        scores = probs.reshape(-1)
+        labels = torch.arange(num_classes, device=img.device).repeat(proposals.shape[0])
+        keep = batched_nms_keep(boxes, scores, labels, _nms_iou(cfg),
+                                float(_cfg_get(cfg, 'score_thr', 0.0)),
+                                int(_cfg_get(cfg, 'max_per_img', 100)))
+        return _dets(boxes, scores, labels, keep)
+
+
+class SegmentorWrapper(nn.Module):
+    """mmseg encoder-decoder, whole-image inference."""
+
+    def __init__(self, segmentor: nn.Module):
+        super().__init__()
+        self.segmentor = segmentor
+
+    def forward(self, img: Tensor) -> Tuple[Tensor, Tensor]:
+        head = self.segmentor.decode_head
+        logits = head(self.segmentor.extract_feat(img))
+        logits = F.interpolate(logits, size=img.shape[2:], mode='bilinear',
+                               align_corners=head.align_corners)
+        if logits.shape[1] == 1:  # binary segmentation: one logit and a threshold
+            labels = (logits.sigmoid() > head.threshold).long()[:, 0]
+        else:
+            labels = logits.argmax(dim=1)
+        return logits, labels
+
+
+class BackboneWrapper(nn.Module):
+    """A backbone alone (tests, size comparisons): outputs its feature maps."""
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, img: Tensor) -> Tuple[Tensor, ...]:
+        out = self.backbone(img)
+        return tuple(out) if isinstance(out, (tuple, list)) else (out,)
+
+
+def model_kind(model: nn.Module) -> str:
+    """``'two_stage'``, ``'single_stage'``, ``'segmentor'`` or ``'backbone'``."""
+    if hasattr(model, 'roi_head') and hasattr(model, 'rpn_head'):
+        return 'two_stage'
+    if hasattr(model, 'bbox_head') and hasattr(model, 'extract_feat'):
+        return 'single_stage'
+    if hasattr(model, 'decode_head') and hasattr(model, 'extract_feat'):
+        return 'segmentor'
+    return 'backbone'
+
+
+def build_export_wrapper(model: nn.Module, example_input: Tensor) -> Tuple[nn.Module, tuple,
+                                                                           tuple]:
+    """The export module for ``model`` with its input and output names."""
+    kind = model_kind(model)
+    if kind == 'two_stage':
+        return TwoStageDetectorWrapper(model, example_input), DET_INPUTS, DET_OUTPUTS
+    if kind == 'single_stage':
+        return SingleStageDetectorWrapper(model, example_input), DET_INPUTS, DET_OUTPUTS
+    if kind == 'segmentor':
+        return SegmentorWrapper(model), SEG_INPUTS, SEG_OUTPUTS
+    wrapper = BackboneWrapper(model)
+    with torch.no_grad():
+        n = len(wrapper(example_input))
+    return wrapper, ('input',), tuple(f'feat{i}' for i in range(n))

@@ -1,0 +1,132 @@
+"""Build an mmdet/mmseg model from a config and load a checkpoint strictly, for export.
+
+Export must not silently run a half-initialised model: a checkpoint whose keys or shapes do not
+fit the config's model (another architecture, another number of classes) is an error that names
+the mismatching parameters.
+"""
+from typing import Dict, List, Optional, Tuple
+
+import torch
+from torch import nn
+
+
+class CheckpointMismatchError(ValueError):
+    """The checkpoint does not belong to the model the config builds."""
+
+
+# Buffers that older checkpoints may lack and that do not change inference.
+_OPTIONAL_SUFFIXES = ('num_batches_tracked',)
+
+
+def init_scope(cfg) -> str:
+    """Run the config's ``custom_imports`` and set its default scope; returns the scope."""
+    from mmengine.registry import init_default_scope
+    if cfg.get('custom_imports'):
+        from mmengine.utils import import_modules_from_strings
+        import_modules_from_strings(**cfg.custom_imports)
+    import bnn_tasks  # noqa: F401  (registers the binary backbones)
+    scope = cfg.get('default_scope') or 'mmdet'
+    init_default_scope(scope)
+    return scope
+
+
+def build_model(cfg) -> nn.Module:
+    """The config's model (detector or segmentor), on CPU, in eval mode, not initialised."""
+    scope = init_scope(cfg)
+    if scope == 'mmseg':
+        from mmseg.registry import MODELS
+    elif scope == 'mmdet':
+        from mmdet.registry import MODELS
+    else:
+        raise ValueError(f'config default_scope must be mmdet or mmseg, got {scope!r}')
+    model_cfg = cfg.model.copy()
+    # Export never trains: skip pretrained backbone downloads the init_cfg may ask for.
+    return MODELS.build(model_cfg).cpu().eval()
+
+
+def _state_dict(checkpoint) -> Dict[str, torch.Tensor]:
+    if isinstance(checkpoint, dict) and 'state_dict' in checkpoint:
+        checkpoint = checkpoint['state_dict']
+    elif isinstance(checkpoint, dict) and 'model' in checkpoint and isinstance(
+            checkpoint['model'], dict):
+        checkpoint = checkpoint['model']
+    if not isinstance(checkpoint, dict):
+        raise CheckpointMismatchError(f'checkpoint holds a {type(checkpoint).__name__}, not a '
+                                      'state dict')
+    return {(k[7:] if k.startswith('module.') else k): v for k, v in checkpoint.items()
+            if isinstance(v, torch.Tensor)}
+
+
+def _preview(names: List[str], n: int = 5) -> str:
+    """``a, b, c, ... (k more; by module: backbone 60, roi_head 8)``."""
+    shown = ', '.join(names[:n])
+    if len(names) <= n:
+        return shown
+    counts: Dict[str, int] = {}
+    for name in names:
+        top = name.split('.')[0].split(' ')[0]
+        counts[top] = counts.get(top, 0) + 1
+    by_module = ', '.join(f'{k} {v}' for k, v in counts.items())
+    return f'{shown}, ... ({len(names) - n} more; by module: {by_module})'
+
+
+
+def check_state_dict(model: nn.Module, state: Dict[str, torch.Tensor],
+                     source: str = 'checkpoint') -> None:
+    """Raise :class:`CheckpointMismatchError` unless ``state`` fits ``model`` exactly."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state and not k.endswith(_OPTIONAL_SUFFIXES)]
+    unexpected = [k for k in state if k not in expected]
+    mismatched = [f'{k} {tuple(state[k].shape)} vs {tuple(v.shape)}'
+                  for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    if missing or unexpected or mismatched:
+        parts = []
+        if missing:
+            parts.append(f'{len(missing)} parameters missing from it ({_preview(missing)})')
+        if unexpected:
+            parts.append(f'{len(unexpected)} unexpected ({_preview(unexpected)})')
+        if mismatched:
+            parts.append(f'{len(mismatched)} with other shapes (checkpoint vs model: '
+                         f'{_preview(mismatched, 3)})')
+        raise CheckpointMismatchError(
+            f'{source} does not fit the model built from the config '
+            f'({type(model).__name__} with {type(getattr(model, "backbone", model)).__name__}): '
+            + '; '.join(parts) + '. Is it a checkpoint of another architecture or config?')
+
+
+def load_checkpoint_strict(model: nn.Module, path: str) -> dict:
+    """Load ``path`` into ``model`` after :func:`check_state_dict`; returns its ``meta``."""
+    from mmengine.runner.checkpoint import _load_checkpoint
+    checkpoint = _load_checkpoint(path, map_location='cpu')
+    state = _state_dict(checkpoint)
+    check_state_dict(model, state, source=f'checkpoint {path!r}')
+    model.load_state_dict(state, strict=False)
+    meta = checkpoint.get('meta', {}) if isinstance(checkpoint, dict) else {}
+    if isinstance(meta, dict) and meta.get('dataset_meta'):
+        model.dataset_meta = meta['dataset_meta']
+    return meta if isinstance(meta, dict) else {}
+
+
+def default_export_shape(cfg) -> Optional[Tuple[int, int]]:
+    """(H, W) the test pipeline's Resize produces, rounded up to the pad divisor.
+
+    For ``keep_ratio=True`` this is the size of an image whose aspect matches the scale; other
+    aspect ratios fit inside it only when they are not taller/wider (pass ``--shape`` then).
+    """
+    pipeline = cfg.get('test_dataloader', {}).get('dataset', {}).get('pipeline', [])
+    scale = None
+    for step in pipeline:
+        if step.get('type') in ('Resize', 'mmdet.Resize', 'mmseg.Resize'):
+            scale = step.get('scale') or step.get('img_scale')
+    if scale is None:
+        return None
+    if isinstance(scale, int):
+        scale = (scale, scale)
+    w, h = int(scale[0]), int(scale[1])
+    preproc = cfg.model.get('data_preprocessor', {}) or {}
+    div = int(preproc.get('pad_size_divisor', 1) or 1)
+    size = preproc.get('size') or None
+    h, w = -(-h // div) * div, -(-w // div) * div
+    if size is not None and cfg.get('default_scope') != 'mmseg':
+        h, w = max(h, int(size[0])), max(w, int(size[1]))
+    return h, w
