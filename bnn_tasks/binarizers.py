@@ -100,11 +100,19 @@ class ApproxSign(nn.Module):
 
 
 class Identity(nn.Module):
-    """No binarization; as a kernel binarizer it returns ``(W, None)``."""
-    kind = 'both'
+    """No activation binarization (ablations, the float stage of two-stage training)."""
+    kind = 'input'
 
     def forward(self, x: Tensor) -> Tensor:
         return x
+
+
+class IdentityWeight(nn.Module):
+    """No weight binarization: ``(W, None)``, the kernel-binarizer interface."""
+    kind = 'kernel'
+
+    def forward(self, weight: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
+        return weight, None
 
 
 class SignWeight(nn.Module):
@@ -136,7 +144,8 @@ class ScaledSignWeight(SignWeight):
 
 
 _INPUT_BINARIZERS = {'ste_sign': SteSign, 'approx_sign': ApproxSign, 'identity': Identity}
-_KERNEL_BINARIZERS = {'scaled_sign': ScaledSignWeight, 'sign': SignWeight, 'identity': Identity}
+_KERNEL_BINARIZERS = {'scaled_sign': ScaledSignWeight, 'sign': SignWeight,
+                      'identity': IdentityWeight}
 
 BinarizerCfg = Union[None, str, dict, nn.Module]
 

@@ -69,6 +69,21 @@ def test_scaled_sign_weight_values_and_gradients():
     assert torch.allclose(w.grad, expected)
 
 
+def test_identity_binarizers_pass_values_through():
+    x = torch.randn(2, 3, 3, 3)
+    assert torch.equal(build_binarizer('identity', 'input')(x), x)
+    w, scale = build_binarizer(None, 'kernel')(x)
+    assert w is x and scale is None
+
+
+def test_binary_conv_with_identity_binarizers_is_a_float_conv():
+    from bnn_tasks.layers import BinaryConv2d
+    conv = BinaryConv2d(3, 4, 3, padding=1, input_quantizer='identity',
+                        kernel_quantizer='identity')
+    x = torch.randn(1, 3, 6, 6)
+    assert torch.allclose(conv(x), torch.nn.functional.conv2d(x, conv.weight, None, 1, 1))
+
+
 def test_sign_weight_has_no_scale():
     w = torch.randn(2, 2, 1, 1)
     signs, scale = SignWeight()(w)

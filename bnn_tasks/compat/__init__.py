@@ -1,0 +1,32 @@
+"""Fixes for known breakages of the pinned stack, one module per breakage, applied on import.
+
+- ``ssd_head_loss_cls``: mmdet 3.3.0 ``SSDHead.predict`` AttributeError ``loss_cls``.
+- ``checkpoint_safe_globals``: mmengine 0.10.7 cannot load its own checkpoints under
+  torch >= 2.6 (``torch.load(weights_only=True)`` by default); allow-list the types they hold.
+- ``cpu_distributed_init``: mmengine 0.10.7 ``--launcher pytorch`` calls
+  ``torch.cuda.set_device`` unconditionally, so CPU-only (gloo) distributed runs fail.
+- mmseg 1.2.2 imports ``ftfy`` and ``regex`` without declaring them: handled by
+  ``requirements/runtime.txt``, nothing to patch.
+
+Each fix is idempotent and only touches the library when that library is installed.
+"""
+from . import checkpoint_safe_globals, cpu_distributed_init, ssd_head_loss_cls
+
+APPLIED = {}
+
+
+def apply_all() -> dict:
+    """Apply every fix; returns ``{name: True | 'skipped: <reason>'}``."""
+    for name, module in (('checkpoint_safe_globals', checkpoint_safe_globals),
+                         ('cpu_distributed_init', cpu_distributed_init),
+                         ('ssd_head_loss_cls', ssd_head_loss_cls)):
+        if APPLIED.get(name) is True:
+            continue
+        try:
+            APPLIED[name] = module.apply()
+        except ImportError as e:  # e.g. mmdet not installed: nothing to fix
+            APPLIED[name] = f'skipped: {e}'
+    return APPLIED
+
+
+apply_all()

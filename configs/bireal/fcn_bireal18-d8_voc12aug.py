@@ -1,0 +1,16 @@
+# Bi-Real Net-18 FCN: the binary counterpart of ../baselines/fcn_r18-d8_voc12aug.py
+_base_ = '../baselines/fcn_r18-d8_voc12aug.py'
+model = dict(
+    pretrained=None,
+    backbone=dict(
+        _delete_=True,
+        type='BiRealResNet',
+        depth=18,
+        strides=(1, 2, 1, 1),
+        dilations=(1, 1, 2, 4),  # output stride 8
+        out_indices=(0, 1, 2, 3),
+        norm_eval=False,
+        # no ImageNet binary checkpoint ships with bnn_tasks; point this at one
+        # (dict(type='Pretrained', checkpoint=...)) when you have it
+        init_cfg=None),
+)

@@ -1,0 +1,90 @@
+"""Shared fixtures: a tiny generated digits dataset and config overrides that point at it.
+
+``digits_overrides(config, root, size)`` returns ``--cfg-options``-style ``{key: value}`` that
+retarget a digits config at a generated set under ``root`` and shrink every resize/crop to
+``size`` px, so a training step takes well under a second on CPU.
+"""
+import os
+import os.path as osp
+import sys
+import warnings
+
+import pytest
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+PYTHON = sys.executable
+TINY_SIZE = 96  # canvas side of the test dataset; digits 6..30 px
+
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
+sys.path.insert(0, osp.join(REPO, 'tools'))  # tools/train.py helpers importable as `train`
+
+
+def make_tiny_digits(out, num_train=6, num_val=4, size=TINY_SIZE, seed=0):
+    from bnn_tasks.datasets.digits import DigitsSpec, make_digits_dataset
+    spec = DigitsSpec(num_train=num_train, num_val=num_val, size=size, seed=seed,
+                      min_digit=max(6, size // 16), max_digit=size * 5 // 16,
+                      min_per_image=2, max_per_image=4)
+    make_digits_dataset(str(out), spec)
+    return str(out)
+
+
+@pytest.fixture(scope='session')
+def tiny_digits(tmp_path_factory):
+    """A 6 train / 4 val digits set at 96 px (all formats), generated once per session."""
+    return make_tiny_digits(tmp_path_factory.mktemp('digits') / 'digits')
+
+
+def _walk(node, key=''):
+    """Yield (dotted key, value) for every dict/list node of a config."""
+    yield key, node
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _walk(v, f'{key}.{k}' if key else k)
+    elif isinstance(node, (list, tuple)):
+        for i, v in enumerate(node):
+            yield from _walk(v, f'{key}.{i}')
+
+
+def digits_overrides(cfg, root: str, size: int = TINY_SIZE, batch_size: int = 2) -> dict:
+    """Options that point a digits config at ``root`` and make inputs ``size`` px."""
+    root = root.rstrip('/') + '/'
+    opts = {}
+    tree = getattr(cfg, '_cfg_dict', cfg)
+    for key, node in _walk(tree):
+        if not isinstance(node, dict) or not key:  # top-level variables are already merged
+            continue
+        for field in ('data_root', 'ann_file'):
+            value = node.get(field)
+            if isinstance(value, str) and value.startswith('data/digits'):
+                opts[f'{key}.{field}'] = root + value[len('data/digits/'):]
+        typ = node.get('type')
+        if typ in ('Resize', 'RandomResize') and 'scale' in node:
+            opts[f'{key}.scale'] = (size, size)
+        if typ == 'RandomCrop':
+            opts[f'{key}.crop_size'] = (size, size)
+    for split in ('train', 'val', 'test'):
+        if f'{split}_dataloader' in tree:
+            opts[f'{split}_dataloader.batch_size'] = batch_size
+            opts[f'{split}_dataloader.num_workers'] = 0
+            opts[f'{split}_dataloader.persistent_workers'] = False
+    if cfg.get('default_scope') == 'mmseg' and 'data_preprocessor' in cfg.model:
+        opts['model.data_preprocessor.size'] = (size, size)
+    return opts
+
+
+def options_to_cli(opts: dict) -> list:
+    """``{key: value}`` -> ``['key=value', ...]`` for ``--cfg-options``."""
+    out = []
+    for k, v in opts.items():
+        if isinstance(v, tuple):
+            v = '(' + ','.join(str(x) for x in v) + ')'
+        out.append(f'{k}={v}')
+    return out
+
+
+def tool_env():
+    env = dict(os.environ)
+    env['PYTHONWARNINGS'] = 'ignore'
+    env.setdefault('OMP_NUM_THREADS', '2')
+    env['PYTHONPATH'] = REPO + os.pathsep + env.get('PYTHONPATH', '')
+    return env

@@ -1,0 +1,272 @@
+"""tools/train.py, tools/test.py, tools/dist_train.sh: runs, resume, and bad-input messages."""
+import glob
+import os
+import os.path as osp
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import cv2
+import pytest
+import torch
+from conftest import PYTHON, REPO, digits_overrides, options_to_cli, tool_env
+from mmengine.config import Config
+
+import train as train_tool  # tools/train.py (conftest puts tools/ on sys.path)
+
+DET = osp.join(REPO, 'configs', 'bireal', 'faster-rcnn_bireal18_fpn_digits.py')
+DET_FP = osp.join(REPO, 'configs', 'baselines', 'faster-rcnn_r18_fpn_digits.py')
+SEG = osp.join(REPO, 'configs', 'baselines', 'fcn_r18-d8_digits.py')
+
+
+def tiny_opts(config, root, **extra):
+    opts = digits_overrides(Config.fromfile(config), root)
+    opts.update({'default_hooks.logger.interval': 1})
+    opts.update(extra)
+    return opts
+
+
+def run_inproc(tool, argv, capsys):
+    """Run tools/{train,test}.py's main through run_tool; returns (exit code, stderr)."""
+    if tool == 'train':
+        code = train_tool.run_tool(train_tool.main, argv)
+    else:
+        import test as test_tool  # tools/test.py
+        code = test_tool.run_tool(test_tool.main, argv)
+    return code, capsys.readouterr().err
+
+
+def run_cli(args, timeout=300, **kw):
+    return subprocess.run(args, capture_output=True, text=True, env=tool_env(), cwd=REPO,
+                          timeout=timeout, **kw)
+
+
+@pytest.fixture(scope='module')
+def trained(tiny_digits, tmp_path_factory):
+    """A 2-iteration Bi-Real Faster R-CNN run (checkpoint + work dir) on the tiny set."""
+    work = str(tmp_path_factory.mktemp('trained'))
+    opts = tiny_opts(DET, tiny_digits, **{'train_cfg.max_iters': 2, 'train_cfg.val_interval': 2,
+                                          'default_hooks.checkpoint.interval': 2})
+    code = train_tool.run_tool(train_tool.main,
+                               [DET, '--work-dir', work, '--cfg-options'] + options_to_cli(opts))
+    assert code == 0
+    return work
+
+
+# ----------------------------------------------------------------------------- happy paths
+def test_train_then_test_writes_metrics_predictions_and_drawings(trained, tiny_digits, tmp_path,
+                                                                 capsys):
+    ckpt = osp.join(trained, 'iter_2.pth')
+    assert osp.isfile(ckpt)
+    show, out = str(tmp_path / 'show'), str(tmp_path / 'preds.pkl')
+    opts = options_to_cli(tiny_opts(DET, tiny_digits))
+    code, err = run_inproc('test', [DET, ckpt, '--work-dir', str(tmp_path), '--out', out,
+                                    '--show-dir', show, '--cfg-options'] + opts, capsys)
+    assert code == 0, err
+    assert osp.isfile(out) and osp.isfile(tmp_path / 'test_metrics.json')
+    drawn = glob.glob(osp.join(show, '*.jpg'))
+    assert len(drawn) == 4  # one per val image
+    # ground truth (left) and predicted boxes (right) side by side
+    assert cv2.imread(drawn[0]).shape[:2] == (96, 2 * 96)
+
+
+def test_segmentation_train_and_test_dispatch_on_default_scope(tiny_digits, tmp_path, capsys):
+    opts = tiny_opts(SEG, tiny_digits, **{'train_cfg.max_iters': 1, 'train_cfg.val_interval': 1,
+                                          'default_hooks.checkpoint.interval': 1})
+    code, err = run_inproc('train', [SEG, '--work-dir', str(tmp_path), '--cfg-options']
+                           + options_to_cli(opts), capsys)
+    assert code == 0, err
+    show = str(tmp_path / 'show')
+    code, err = run_inproc('test', [SEG, str(tmp_path / 'iter_1.pth'), '--work-dir',
+                                    str(tmp_path), '--show-dir', show, '--out',
+                                    str(tmp_path / 'pred'), '--cfg-options']
+                           + options_to_cli(tiny_opts(SEG, tiny_digits)), capsys)
+    assert code == 0, err
+    drawn = glob.glob(osp.join(show, '**', '*.png'), recursive=True)
+    assert drawn, 'no segmentation drawings written'
+    # ground truth and prediction side by side: twice the image width
+    assert cv2.imread(drawn[0]).shape[1] == 2 * 96
+    assert len(glob.glob(osp.join(tmp_path, 'pred', '*.png'))) == 4
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def test_dist_train_two_gloo_processes(tiny_digits, tmp_path):
+    opts = tiny_opts(DET_FP, tiny_digits, **{
+        'train_cfg.max_iters': 2, 'train_cfg.val_interval': 100,
+        'default_hooks.checkpoint.interval': 2, 'train_dataloader.batch_size': 1})
+    env = tool_env()
+    env.update(PORT=str(_free_port()), PYTHON=PYTHON)
+    run = subprocess.run(['bash', osp.join(REPO, 'tools', 'dist_train.sh'), DET_FP, '2',
+                          '--work-dir', str(tmp_path), '--cfg-options'] + options_to_cli(opts),
+                         capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    log = run.stdout + run.stderr
+    assert "'backend': 'gloo'" in log and 'Distributed training: True' in log
+    assert osp.isfile(tmp_path / 'iter_2.pth')
+
+
+def test_killed_run_resumes_from_last_checkpoint(tiny_digits, tmp_path):
+    opts = options_to_cli(tiny_opts(DET_FP, tiny_digits, **{
+        'train_cfg.max_iters': 6, 'train_cfg.val_interval': 100,
+        'default_hooks.checkpoint.interval': 2, 'default_hooks.checkpoint.max_keep_ckpts': 10}))
+    cmd = [PYTHON, osp.join(REPO, 'tools', 'train.py'), DET_FP, '--work-dir', str(tmp_path),
+           '--cfg-options'] + opts
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=tool_env(), cwd=REPO, start_new_session=True)
+    pointer = tmp_path / 'last_checkpoint'
+    try:
+        deadline = time.time() + 300
+        while not pointer.exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+        assert pointer.exists(), 'no checkpoint written before the deadline'
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the job we started, killed mid-run
+        proc.wait()
+    killed_at = pointer.read_text().strip()
+    done = int(osp.basename(killed_at)[len('iter_'):-len('.pth')])
+    assert done < 6, 'run finished before it could be killed'
+
+    run = run_cli(cmd + ['--resume'])
+    assert run.returncode == 0, run.stderr[-3000:]
+    log = run.stdout + run.stderr
+    assert f'resumed epoch: 0, iter: {done}' in log
+    # the first logged iteration after resuming is the one after the checkpoint
+    iters = [int(m) for m in re.findall(r'Iter\(train\) \[\s*(\d+)/6\]', log)]
+    assert iters and iters[0] == done + 1 and iters[-1] == 6
+    final = torch.load(tmp_path / 'iter_6.pth', map_location='cpu')  # weights-only load
+    assert final['meta']['iter'] == 6
+
+
+# ---------------------------------------------------------------------------- bad input
+def _copy_digits(src, dst):
+    shutil.copytree(src, dst, symlinks=True)
+    return str(dst)
+
+
+def test_missing_data_root_is_named(tiny_digits, capsys):
+    opts = tiny_opts(DET, tiny_digits)
+    opts['train_dataloader.dataset.data_root'] = '/nonexistent/digits/'
+    code, err = run_inproc('train', [DET, '--cfg-options'] + options_to_cli(opts), capsys)
+    assert code == 2
+    assert "'/nonexistent/digits/'" in err and 'train_dataloader.dataset.data_root' in err
+    assert 'Traceback' not in err and len(err.strip().splitlines()) == 1
+
+
+def test_missing_annotation_and_split_files_are_named(tiny_digits, tmp_path, capsys):
+    root = _copy_digits(tiny_digits, tmp_path / 'd')
+    os.remove(osp.join(root, 'annotations', 'instances_train.json'))
+    code, err = run_inproc('train', [DET, '--cfg-options']
+                           + options_to_cli(tiny_opts(DET, root)), capsys)
+    assert code == 2 and 'instances_train.json' in err and 'does not exist' in err
+    os.remove(osp.join(root, 'splits', 'train.txt'))
+    code, err = run_inproc('train', [SEG, '--cfg-options']
+                           + options_to_cli(tiny_opts(SEG, root)), capsys)
+    assert code == 2 and 'split file' in err and 'train.txt' in err
+
+
+def test_unparsable_annotation_file_is_named(tiny_digits, tmp_path, capsys):
+    root = _copy_digits(tiny_digits, tmp_path / 'd')
+    with open(osp.join(root, 'annotations', 'instances_val.json'), 'w') as f:
+        f.write('{"images": [')
+    code, err = run_inproc('test', [DET, '/unused.pth', '--cfg-options']
+                           + options_to_cli(tiny_opts(DET, root)), capsys)
+    assert code == 2 and 'instances_val.json' in err and 'not valid JSON' in err
+
+
+def test_unknown_cfg_option_key_is_named(capsys):
+    code, err = run_inproc('train', [DET, '--cfg-options', 'model.backbone.dept=18'], capsys)
+    assert code == 2 and "'model.backbone.dept'" in err
+    code, err = run_inproc('train', [DET, '--cfg-options', 'optim_wraper.lr=1'], capsys)
+    assert code == 2 and "'optim_wraper'" in err
+
+
+def test_truncated_checkpoint_is_refused(trained, tiny_digits, tmp_path, capsys):
+    data = open(osp.join(trained, 'iter_2.pth'), 'rb').read()
+    bad = tmp_path / 'truncated.pth'
+    bad.write_bytes(data[:len(data) // 2])
+    code, err = run_inproc('test', [DET, str(bad), '--cfg-options']
+                           + options_to_cli(tiny_opts(DET, tiny_digits)), capsys)
+    assert code == 2 and 'truncated.pth' in err and 'cannot be read' in err
+
+
+def test_checkpoint_of_another_architecture_is_refused(trained, tiny_digits, capsys):
+    # a Bi-Real checkpoint into the float ResNet-18 twin: keys differ
+    code, err = run_inproc('test', [DET_FP, osp.join(trained, 'iter_2.pth'), '--cfg-options']
+                           + options_to_cli(tiny_opts(DET_FP, tiny_digits)), capsys)
+    assert code == 2 and 'does not fit this model' in err
+    assert 'backbone.layer1.0.conv1.weight' in err or 'unit1' in err
+    # same keys, other shapes: a 20-class head
+    opts = tiny_opts(DET, tiny_digits)
+    opts['model.roi_head.bbox_head.num_classes'] = 20
+    code, err = run_inproc('test', [DET, osp.join(trained, 'iter_2.pth'), '--cfg-options']
+                           + options_to_cli(opts), capsys)
+    assert code == 2 and 'shape mismatch' in err and 'fc_cls' in err
+
+
+def _rewrite_masks(root, fn):
+    for path in glob.glob(osp.join(root, 'masks', '*.png')):
+        mask = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+        cv2.imwrite(path, fn(mask))
+
+
+def test_segmentation_labels_out_of_range_are_named(tiny_digits, tmp_path, capsys):
+    root = _copy_digits(tiny_digits, tmp_path / 'd')
+
+    def add_bad_label(m):
+        m = m.copy()
+        m[0, 0] = 42
+        return m
+    _rewrite_masks(root, add_bad_label)
+    opts = tiny_opts(SEG, root, **{'train_cfg.max_iters': 1})
+    code, err = run_inproc('train', [SEG, '--work-dir', str(tmp_path / 'w'), '--cfg-options']
+                           + options_to_cli(opts), capsys)
+    assert code == 2 and '[42]' in err and '.png' in err and 'outside 0..10' in err
+
+
+def test_segmentation_mask_size_mismatch_is_named(tiny_digits, tmp_path, capsys):
+    root = _copy_digits(tiny_digits, tmp_path / 'd')
+    _rewrite_masks(root, lambda m: cv2.resize(m, (50, 40), interpolation=cv2.INTER_NEAREST))
+    opts = tiny_opts(SEG, root, **{'train_cfg.max_iters': 1})
+    code, err = run_inproc('train', [SEG, '--work-dir', str(tmp_path / 'w'), '--cfg-options']
+                           + options_to_cli(opts), capsys)
+    assert code == 2 and 'mask is 50x40' in err and '96x96' in err
+
+
+def test_bad_input_cli_prints_one_line_and_debug_shows_traceback(tiny_digits):
+    base = [PYTHON, osp.join(REPO, 'tools', 'train.py'), DET, '--cfg-options',
+            'train_dataloader.dataset.data_root=/nonexistent/']
+    run = run_cli(base)
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines()[-1].startswith('error: ')
+    assert 'Traceback' not in run.stderr
+    run = run_cli(base + ['--debug'])
+    assert run.returncode != 0 and 'Traceback' in run.stderr and 'DatasetError' in run.stderr
+
+
+def test_onnx_checkpoint_dispatches_to_runtime(tmp_path, capsys, monkeypatch):
+    import sys
+    import types
+    calls = []
+    fake = types.ModuleType('bnn_tasks.deploy.runtime')
+    fake.run_onnx_test = lambda cfg, args: calls.append((cfg.default_scope, args.checkpoint))
+    monkeypatch.setitem(sys.modules, 'bnn_tasks.deploy.runtime', fake)
+    model = tmp_path / 'm.onnx'
+    model.write_bytes(b'onnx')
+    import test as test_tool
+    opts = {'test_dataloader.dataset.data_root': str(tmp_path)}
+    os.makedirs(tmp_path / 'images')
+    (tmp_path / 'annotations').mkdir()
+    (tmp_path / 'annotations' / 'instances_val.json').write_text('{}')
+    opts['test_evaluator.0.ann_file'] = str(tmp_path / 'annotations' / 'instances_val.json')
+    code = test_tool.run_tool(test_tool.main, [DET, str(model), '--cfg-options']
+                              + options_to_cli(opts))
+    assert code == 0, capsys.readouterr().err
+    assert calls == [('mmdet', str(model))]
