@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstring>
 #include <exception>
+#include <memory>
 #include <new>
 
 namespace bnn {
@@ -134,14 +135,14 @@ void im2col_tile(const ConvShape& s, const uint32_t* image, int64_t p0, int64_t 
       valid[q] = mask;
       offset[q] = sc.origin[2 * q] * s.W + sc.origin[2 * q + 1];
     }
-    // run[q]: how many pixels from q on have every tap inside the image and consecutive
-    // window origins (stride 1 inside one output row): their words for a tap are one
-    // contiguous block of the packed image.
+    // run[q]: how many pixels from q on have every tap inside the image and window origins
+    // `sw` pixels apart (inside one output row): their words for a tap are equally spaced
+    // in the packed image (one contiguous block for stride 1).
     int64_t* run = sc.run.data();
     for (int64_t q = count - 1; q >= 0; --q) {
       const bool full = valid[q] == all_taps;
       run[q] = !full ? 0
-               : (q + 1 < count && run[q + 1] > 0 && offset[q + 1] == offset[q] + 1) ? run[q + 1] + 1
+               : (q + 1 < count && run[q + 1] > 0 && offset[q + 1] == offset[q] + s.sw) ? run[q + 1] + 1
                                                                                     : 1;
     }
     for (int64_t i = 0; i < s.kh; ++i) {
@@ -151,9 +152,13 @@ void im2col_tile(const ConvShape& s, const uint32_t* image, int64_t p0, int64_t 
         uint64_t* dst = a + tap * w64 * tile;
         if (w64 == 1) {  // 64 channels: the most common (and most im2col-bound) case
           for (int64_t q = 0; q < count;) {
-            if (run[q] > 1) {  // interior run: one block copy
-              std::memcpy(dst + q, image + 2 * (offset[q] + tap_offset),
-                          static_cast<size_t>(run[q]) * sizeof(uint64_t));
+            if (run[q] > 1) {  // interior run: one block copy (stride 1) or a strided copy
+              const uint32_t* src = image + 2 * (offset[q] + tap_offset);
+              if (s.sw == 1) {
+                std::memcpy(dst + q, src, static_cast<size_t>(run[q]) * sizeof(uint64_t));
+              } else {
+                for (int64_t r = 0; r < run[q]; ++r) dst[q + r] = load64(src + 2 * s.sw * r);
+              }
               q += run[q];
               continue;
             }
@@ -165,10 +170,19 @@ void im2col_tile(const ConvShape& s, const uint32_t* image, int64_t p0, int64_t 
           }
           continue;
         }
-        for (int64_t q = 0; q < count; ++q) {
+        for (int64_t q = 0; q < count;) {
+          if (run[q] > 1) {  // interior run: its pixels' words are equally spaced in the image
+            const uint32_t* src = image + (offset[q] + tap_offset) * wpp;
+            const int64_t len = run[q];
+            for (int64_t r = 0; r < len; ++r, src += wpp * s.sw)
+              for (int64_t c = 0; c < w64; ++c) dst[c * tile + q + r] = load64(src + 2 * c);
+            q += len;
+            continue;
+          }
           const bool ok = (valid[q] >> tap) & 1;
           const uint32_t* src = image + (ok ? (offset[q] + tap_offset) * wpp : 0);
           for (int64_t c = 0; c < w64; ++c) dst[c * tile + q] = ok ? load64(src + 2 * c) : 0;
+          ++q;
         }
       }
     }
@@ -277,6 +291,7 @@ void conv_tile(Job& job, int64_t n, int64_t p0, int64_t count, Scratch& sc) {
   e.col_factor = sc.col_factor.data();
   e.residual = t.residual ? t.residual + n * s.O * plane + p0 : nullptr;
   e.y = job.y + n * s.O * plane + p0;
+  e.next_count = std::max<int64_t>(0, std::min(tile, plane - (p0 + count)));
   job.kernel->epilogue(e);
 }
 
@@ -329,11 +344,19 @@ std::string run_binary_conv(const ConvShape& s, const float* x, const PackedWeig
   const int64_t hw = s.H * s.W;
   const int64_t howo = s.Ho * s.Wo;
   if (s.N == 0 || howo == 0) return "";
-  std::vector<uint32_t> bits;
-  try {
-    bits.resize(static_cast<size_t>(s.N * hw * s.words_per_pixel()));
-  } catch (const std::bad_alloc&) {
-    return "out of memory for the packed input";
+  // The packed input lives in a per-calling-thread buffer reused across calls: a fresh
+  // (zero-filled, mmap-backed) vector per call cost page faults every run. Every word is
+  // written by the packing, so it needs no clearing. Pool threads only use it inside the
+  // parallel_for calls below, which return before this function does.
+  thread_local std::unique_ptr<uint32_t[]> t_bits;
+  thread_local size_t t_bits_size = 0;
+  const size_t bits_needed = static_cast<size_t>(s.N * hw * s.words_per_pixel());
+  if (t_bits_size < bits_needed) {
+    t_bits.reset();
+    t_bits_size = 0;
+    t_bits.reset(new (std::nothrow) uint32_t[bits_needed]);
+    if (!t_bits) return "out of memory for the packed input";
+    t_bits_size = bits_needed;
   }
   Job job;
   job.s = &s;
@@ -342,7 +365,7 @@ std::string run_binary_conv(const ConvShape& s, const float* x, const PackedWeig
   job.t = &t;
   job.y = y;
   job.kernel = &kernel;
-  job.bits = bits.data();
+  job.bits = t_bits.get();
   job.pack_chunk = 4096;
   job.pack_chunks_per_image = (hw + job.pack_chunk - 1) / job.pack_chunk;
   job.tile = choose_tile(howo);

@@ -57,6 +57,11 @@ struct EpilogueArgs {
   const float* col_factor;
   const float* residual;  // or null
   float* y;
+  // Pixels of the next tile of the same image (0 if none): the epilogue prefetches that
+  // tile's output (and residual) lines while it writes this one. Output planes are written
+  // 64-256 bytes at a time, O planes apart, a pattern the hardware prefetcher cannot follow,
+  // so without this every store line waits for its read-for-ownership.
+  int64_t next_count;
 };
 
 struct KernelVariant {

@@ -43,6 +43,10 @@ inline void epilogue_generic(const bnn::EpilogueArgs& g) {
     const float scale = g.post_scale[o], bias = g.post_bias[o];
     const int32_t* cnt = g.counts + o * g.tile;
     float* out = g.y + o * g.plane;
+    for (int64_t q = 0; q < g.next_count; q += 16) {  // 16 floats = one 64-byte line
+      __builtin_prefetch(out + g.count + q, 1);
+      if (g.residual != nullptr) __builtin_prefetch(g.residual + o * g.plane + g.count + q, 0);
+    }
     if (g.residual != nullptr) {
       const float* res = g.residual + o * g.plane;
       for (int64_t q = 0; q < g.count; ++q) {
