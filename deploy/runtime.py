@@ -229,25 +229,12 @@ def first_test_input(cfg, export_hw: Sequence[int]):
     return img, (h, w)
 
 
-def _add_dump(cfg, out: str) -> None:
-    """``--out``: dump predictions as tools/test.py does for PyTorch checkpoints."""
-    if cfg.get('default_scope', 'mmdet') == 'mmdet':
-        if not out.endswith(('.pkl', '.pickle')):
-            raise OnnxRuntimeError(f'--out {out!r}: detection predictions are dumped to a .pkl')
-        evaluators = cfg.test_evaluator
-        evaluators = list(evaluators) if isinstance(evaluators, (list, tuple)) else [evaluators]
-        cfg.test_evaluator = evaluators + [dict(type='DumpDetResults', out_file_path=out)]
-    else:
-        os.makedirs(out, exist_ok=True)
-        cfg.test_evaluator['output_dir'] = out
-        cfg.test_evaluator['keep_results'] = True
-
-
 def run_onnx_test(cfg, args) -> Dict[str, float]:
     """``tools/test.py`` with ``--backend onnxruntime`` or an ``.onnx`` checkpoint.
 
-    Uses ``args.checkpoint`` (the ``.onnx`` file) and, when present, ``args.out`` (dump
-    predictions like the PyTorch backend) and ``args.threads``. Prints the metrics, writes them
+    Uses ``args.checkpoint`` (the ``.onnx`` file) and, when present, ``args.threads``. What is
+    scored and dumped is ``cfg.test_evaluator`` (``tools/test.py`` adds the ``--out`` dump to it,
+    for both backends). Prints the metrics, writes them
     to ``{work_dir}/test_metrics_onnx.json`` when the config has a ``work_dir`` and returns them.
     """
     import json
@@ -260,8 +247,6 @@ def run_onnx_test(cfg, args) -> Dict[str, float]:
     if getattr(args, 'show_dir', None):
         print_log('--show-dir is not supported by the ONNX Runtime backend; ignored',
                   logger='current', level=30)
-    if getattr(args, 'out', None):
-        _add_dump(cfg, args.out)
     metrics = evaluate_onnx(cfg, path, threads=int(getattr(args, 'threads', None) or 1))
     metrics = {k: (float(v) if hasattr(v, '__float__') else v) for k, v in metrics.items()}
     text = '  '.join(f'{k}: {v:.4f}' if isinstance(v, float) else f'{k}: {v}'

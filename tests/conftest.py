@@ -16,7 +16,24 @@ PYTHON = sys.executable
 TINY_SIZE = 96  # canvas side of the test dataset; digits 6..30 px
 
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
-sys.path.insert(0, osp.join(REPO, 'tools'))  # tools/train.py helpers importable as `train`
+
+
+def load_tool(name: str):
+    """Import ``tools/<name>.py`` by path under a private name.
+
+    Putting ``tools/`` on ``sys.path`` would make ``import deploy``/``import test`` ambiguous
+    (the repository's ``deploy/`` folder, the stdlib ``test`` package).
+    """
+    import importlib.util
+    module_name = f'bnn_tasks_tool_{name}'
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name,
+                                                  osp.join(REPO, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def make_tiny_digits(out, num_train=6, num_val=4, size=TINY_SIZE, seed=0):
@@ -88,3 +105,17 @@ def tool_env():
     env.setdefault('OMP_NUM_THREADS', '2')
     env['PYTHONPATH'] = REPO + os.pathsep + env.get('PYTHONPATH', '')
     return env
+
+
+def randomize_bn(model, seed=0):
+    """Give every BatchNorm2d non-trivial statistics and affine parameters (export tests)."""
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                n = m.num_features
+                m.running_mean.copy_(torch.randn(n, generator=g) * 0.3)
+                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(n, generator=g) * 0.3)

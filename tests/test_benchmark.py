@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import REPO, load_tool
 
 
 def test_quick_benchmark_outputs(tmp_path):
@@ -34,11 +34,7 @@ def test_quick_benchmark_outputs(tmp_path):
 
 
 def test_layer_lists_match_the_networks():
-    sys.path.insert(0, os.path.join(REPO, 'tools'))
-    try:
-        import benchmark
-    finally:
-        sys.path.pop(0)
+    benchmark = load_tool('benchmark')
     bireal = benchmark.bireal18_layers(640)
     assert sum(l.count for l in bireal) == 16  # 4 stages x 2 blocks x 2 binary 3x3 convs
     assert [(l.size, l.out_size) for l in bireal if l.stride == 2] == [(160, 80), (80, 40), (40, 20)]

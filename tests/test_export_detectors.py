@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
+from conftest import load_tool, randomize_bn
 
 import bnn_tasks  # noqa: F401
 from bnn_tasks.deploy.export import export_model
@@ -43,18 +44,6 @@ def input_with_margin(model, size, tries=8):
             best, best_margin = img, margin
     assert best_margin >= SIGN_MARGIN, f'best sign margin {best_margin:.3g} < {SIGN_MARGIN}'
     return best
-
-
-def randomize_bn(model, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.3)
-                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(n, generator=g) * 0.3)
 
 
 def _config(rel):
@@ -142,7 +131,7 @@ def test_fcn_export_matches_mmseg_predict(tmp_path):
 
 
 def test_deploy_cli_exports_verifies_and_writes_json(tmp_path):
-    import deploy as deploy_tool  # tools/deploy.py (tests/conftest.py puts tools/ on sys.path)
+    deploy_tool = load_tool('deploy')
     cfg_path = osp.join(REPO, 'configs', 'bireal', 'fcn_bireal18-d8_digits.py')
     torch.manual_seed(0)
     model = build_model(Config.fromfile(cfg_path))

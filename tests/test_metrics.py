@@ -14,7 +14,7 @@ import pickle
 import cv2
 import numpy as np
 import torch
-from conftest import REPO, digits_overrides, options_to_cli
+from conftest import REPO, digits_overrides, load_tool, options_to_cli
 from mmdet.models.data_preprocessors import DetDataPreprocessor
 from mmdet.registry import MODELS as DET_MODELS
 from mmengine.config import Config
@@ -24,7 +24,7 @@ from mmseg.models.data_preprocessor import SegDataPreProcessor
 from mmseg.registry import MODELS as SEG_MODELS
 from torch import nn
 
-import test as test_tool  # tools/test.py
+test_tool = load_tool('test')
 
 DET = osp.join(REPO, 'configs', 'bireal', 'faster-rcnn_bireal18_fpn_digits.py')
 SEG = osp.join(REPO, 'configs', 'bireal', 'fcn_bireal18-d8_digits.py')

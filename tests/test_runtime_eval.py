@@ -19,7 +19,7 @@ import bnn_tasks  # noqa: F401
 from bnn_tasks.deploy.export import export_model
 from bnn_tasks.deploy.model_loading import build_model
 from bnn_tasks.deploy.runtime import OnnxRuntimeError, build_onnx_model, run_onnx_test
-from conftest import digits_overrides
+from conftest import digits_overrides, randomize_bn
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SIZE = 128
@@ -28,24 +28,7 @@ SIZE = 128
 def _tiny_config(rel, root):
     cfg = Config.fromfile(osp.join(REPO, 'configs', rel))
     cfg.merge_from_dict(digits_overrides(cfg, root, size=SIZE, batch_size=2))
-    # CheckSegLabels compares the mask with the *resized* image in the test pipeline (where the
-    # mask stays at the original size by design); drop it until it compares with ori_shape.
-    pipeline = cfg.test_dataloader.dataset.pipeline
-    cfg.test_dataloader.dataset.pipeline = [t for t in pipeline
-                                            if t.get('type') != 'CheckSegLabels']
     return cfg
-
-
-def _randomize_bn(model, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.3)
-                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(n, generator=g) * 0.3)
 
 
 def _pytorch_test(cfg, model):
@@ -99,7 +82,7 @@ def test_detector_onnx_test_matches_pytorch_test(tiny_digits, tmp_path):
     torch.manual_seed(0)  # the same random model whatever ran before
     model = build_model(cfg)
     model.init_weights()
-    _randomize_bn(model)
+    randomize_bn(model)
     model.eval()
     init_default_scope('mmdet')
     torch_metrics, torch_samples = _pytorch_test(cfg, model)
@@ -127,7 +110,7 @@ def test_segmentor_onnx_test_matches_pytorch_test(tiny_digits, tmp_path):
     torch.manual_seed(0)  # the same random model whatever ran before
     model = build_model(cfg)
     model.init_weights()
-    _randomize_bn(model)
+    randomize_bn(model)
     model.eval()
     init_default_scope('mmseg')
     torch_metrics, torch_samples = _pytorch_test(cfg, model)

@@ -12,10 +12,10 @@ import time
 import cv2
 import pytest
 import torch
-from conftest import PYTHON, REPO, digits_overrides, options_to_cli, tool_env
+from conftest import PYTHON, REPO, digits_overrides, load_tool, options_to_cli, tool_env
 from mmengine.config import Config
 
-import train as train_tool  # tools/train.py (conftest puts tools/ on sys.path)
+train_tool = load_tool('train')
 
 DET = osp.join(REPO, 'configs', 'bireal', 'faster-rcnn_bireal18_fpn_digits.py')
 DET_FP = osp.join(REPO, 'configs', 'baselines', 'faster-rcnn_r18_fpn_digits.py')
@@ -34,7 +34,7 @@ def run_inproc(tool, argv, capsys):
     if tool == 'train':
         code = train_tool.run_tool(train_tool.main, argv)
     else:
-        import test as test_tool  # tools/test.py
+        test_tool = load_tool('test')
         code = test_tool.run_tool(test_tool.main, argv)
     return code, capsys.readouterr().err
 
@@ -260,7 +260,7 @@ def test_onnx_checkpoint_dispatches_to_runtime(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, 'bnn_tasks.deploy.runtime', fake)
     model = tmp_path / 'm.onnx'
     model.write_bytes(b'onnx')
-    import test as test_tool
+    test_tool = load_tool('test')
     opts = {'test_dataloader.dataset.data_root': str(tmp_path)}
     os.makedirs(tmp_path / 'images')
     (tmp_path / 'annotations').mkdir()

@@ -74,6 +74,8 @@ def main(argv=None):
     cfg = load_config(args)
     from bnn_tasks.datasets.preflight import check_data
     check_data(cfg, splits=('test', ))
+    if args.out:  # both backends score through cfg.test_evaluator, so both dump through it
+        add_output(cfg, args.out)
     backend = args.backend or ('onnxruntime' if args.checkpoint.endswith('.onnx') else 'pytorch')
     if backend == 'onnxruntime':
         try:
@@ -89,8 +91,6 @@ def main(argv=None):
     cfg.resume = False
     if args.show_dir:
         enable_visualization(cfg, args.show_dir)
-    if args.out:
-        add_output(cfg, args.out)
     runner = build_runner(cfg)
     check_state_dict_matches(runner.model, ckpt, args.checkpoint)
     del ckpt
