@@ -10,7 +10,7 @@ from conftest import REPO, load_tool
 def test_quick_benchmark_outputs(tmp_path):
     out = tmp_path / 'bench'
     proc = subprocess.run([sys.executable, os.path.join(REPO, 'tools', 'benchmark.py'), '--quick',
-                           '--out-dir', str(out)], capture_output=True, text=True, timeout=300)
+                           '--backbone', '--out-dir', str(out)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads((out / 'benchmark.json').read_text())
     assert set(data) == {'meta', 'summary', 'layers', 'models'}
@@ -31,6 +31,13 @@ def test_quick_benchmark_outputs(tmp_path):
     assert all(r['cpu_speedup_vs_float'] > 0 for r in layers if r['threads'] == 1)
     png = (out / 'benchmark.png').read_bytes()
     assert png[:8] == b'\x89PNG\r\n\x1a\n' and len(png) > 1000
+    # --backbone: the whole Bi-Real-18 backbone, bit-packed vs float twin vs PyTorch eager
+    timed = [r for r in data['models'] if r['threads'] > 0]
+    assert {r['impl'] for r in timed} >= {'ort_float', 'pytorch_eager'} | {
+        i for i in impls if i.startswith('binary_')}
+    assert all(r['median_s'] > 0 and r['speedup_vs_ort_float'] > 0 for r in timed)
+    sizes = {r['impl']: r['size_bytes'] for r in data['models'] if r['threads'] == 0}
+    assert sizes['file_size_float'] > 10 * sizes['file_size_binary']
 
 
 def test_layer_lists_match_the_networks():

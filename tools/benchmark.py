@@ -226,6 +226,66 @@ def run_model_benchmarks(args, variants, timing) -> List[dict]:
     return records
 
 
+class _TorchEager:
+    """``session.run``-shaped wrapper so PyTorch eager is timed round-robin with the sessions."""
+
+    def __init__(self, model, x):
+        self.model, self.x = model, x
+
+    def run(self, _outputs, _feeds):
+        import torch
+        with torch.no_grad():
+            return self.model(self.x)
+
+
+def backbone_records(args, variants, timing) -> List[dict]:
+    """The Bi-Real-18 backbone at 640x640 (128 with ``--quick``), end to end: its bit-packed export (each kernel
+    variant) vs its float twin in ONNX Runtime vs PyTorch eager, round-robin per thread count.
+
+    Random weights with BN in eval mode: speed does not depend on the values. The two exports
+    are written to ``--out-dir`` so their sizes are reported too.
+    """
+    import onnxruntime as ort
+    import torch
+    from mmdet.registry import MODELS
+
+    import bnn_tasks  # noqa: F401  (registers the backbone)
+    from bnn_tasks.deploy.export import export_model, file_size
+    shape = (128, 128) if args.quick else (640, 640)
+    torch.manual_seed(0)
+    model = MODELS.build(dict(type='BiRealResNet', depth=18)).eval()
+    os.makedirs(args.out_dir, exist_ok=True)
+    paths = {mode: os.path.join(args.out_dir, f'bireal18_backbone_{mode}.onnx')
+             for mode in ('binary', 'float')}
+    for mode, path in paths.items():
+        export_model(model, path, shape, mode)
+    feeds = random_feeds(paths['binary'])
+    x = torch.from_numpy(next(iter(feeds.values())))
+    name = f'bireal18_backbone@{shape[0]}'
+    records = []
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        sessions = {'ort_float': ort.InferenceSession(paths['float'], so,
+                                                      providers=['CPUExecutionProvider'])}
+        for variant in variants:
+            sessions[f'binary_{variant}'] = library.make_session(paths['binary'], threads,
+                                                                 kernel=variant)
+        sessions['pytorch_eager'] = _TorchEager(model, x)
+        results = time_sessions(sessions, feeds, **timing)
+        base = results['ort_float']['median_s']
+        for impl, r in results.items():
+            records.append(dict(model=name, threads=threads, impl=impl,
+                                speedup_vs_ort_float=base / r['median_s'], **r))
+            print(f'  {name:30s} t={threads} {impl:16s} {r["median_s"] * 1e3:8.2f} ms '
+                  f'({base / r["median_s"]:.2f}x vs ORT float twin)', flush=True)
+    for mode, path in paths.items():
+        records.append(dict(model=name, threads=0, impl=f'file_size_{mode}',
+                            median_s=float('nan'), size_bytes=file_size(path)))
+    return records
+
+
 def _uses_custom_op(path) -> bool:
     import onnx
     return any(n.domain == single_op.OP_DOMAIN for n in onnx.load(path).graph.node)
@@ -311,8 +371,9 @@ def markdown(records: List[dict], summary: dict, meta: dict, model_records: List
         lines += ['', '## Whole models', '', '| model | threads | impl | median ms |',
                   '|---|---|---|---|']
         for r in model_records:
-            lines.append(f'| {r["model"]} | {r["threads"]} | {r["impl"]} | '
-                         f'{r["median_s"] * 1e3:.2f} |')
+            value = (f'{r["size_bytes"] / 2**20:.2f} MiB' if 'size_bytes' in r
+                     else f'{r["median_s"] * 1e3:.2f}')
+            lines.append(f'| {r["model"]} | {r["threads"]} | {r["impl"]} | {value} |')
     return '\n'.join(lines) + '\n'
 
 
@@ -359,6 +420,9 @@ def main(argv=None):
     parser.add_argument('--min-runs', type=int, default=5)
     parser.add_argument('--max-runs', type=int, default=50)
     parser.add_argument('--onnx', nargs='*', help='also time these whole ONNX models')
+    parser.add_argument('--backbone', action='store_true',
+                        help='also export and time the whole Bi-Real-18 backbone at 640x640: '
+                             'bit-packed vs float twin (ONNX Runtime) vs PyTorch eager')
     args = parser.parse_args(argv)
 
     import onnxruntime as ort
@@ -388,6 +452,8 @@ def main(argv=None):
                 f'{r["impl"].replace("binary_", "")}={r["median_s"] * 1e3:.2f}ms'
                 f'({r["speedup_vs_float"]:.1f}x)' for r in rows), flush=True)
     model_records = run_model_benchmarks(args, variants, timing)
+    if args.backbone:
+        model_records += backbone_records(args, variants, timing)
 
     summary = summarize(records, variants)
     meta = dict(load_average=os.getloadavg(), command='python ' + ' '.join([os.path.relpath(__file__)] + sys.argv[1:]
