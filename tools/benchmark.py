@@ -51,34 +51,43 @@ class ConvLayer:
         return self.out_channels * self.out_size ** 2 * self.in_channels * self.kernel ** 2
 
 
+def resnet18_binary_layers(model: str, input_size: int, strides: Sequence[int],
+                           dilations: Sequence[int]) -> List[ConvLayer]:
+    """The distinct binary 3x3 conv shapes of a ResNet-18-layout binary backbone.
+
+    The stem (7x7/2 + maxpool) gives /4; each stage's first conv carries its stride (and the
+    width change), the other three of its four binary convs repeat one shape.
+    """
+    size, in_ch = input_size // 4, 64
+    layers = []
+    for stage, (stride, dilation) in enumerate(zip(strides, dilations)):
+        out_ch = 64 * 2 ** stage
+        name = f'stage{stage + 1} {{}}->{out_ch}'
+        dil_tag = f' d{dilation}' if dilation > 1 else ''
+        if in_ch == out_ch and stride == 1:  # the whole stage is one shape
+            layers.append(ConvLayer(model, name.format(in_ch) + dil_tag, in_ch, out_ch, size,
+                                    1, dilation, 4))
+        else:
+            first_tag = f' /{stride}' if stride > 1 else dil_tag
+            layers.append(ConvLayer(model, name.format(in_ch) + first_tag, in_ch, out_ch, size,
+                                    stride, dilation, 1))
+            size //= stride
+            layers.append(ConvLayer(model, name.format(out_ch) + dil_tag, out_ch, out_ch, size,
+                                    1, dilation, 3))
+        in_ch = out_ch
+    return layers
+
+
 def bireal18_layers(input_size: int = 640) -> List[ConvLayer]:
-    """Bi-Real-18: stem 7x7/2 + maxpool -> /4; every binary conv is 3x3 (shortcuts are FP)."""
-    s = input_size // 4
-    m = f'bireal18@{input_size}'
-    return [
-        ConvLayer(m, 'stage1 64->64', 64, 64, s, 1, 1, 4),
-        ConvLayer(m, 'stage2 64->128 /2', 64, 128, s, 2, 1, 1),
-        ConvLayer(m, 'stage2 128->128', 128, 128, s // 2, 1, 1, 3),
-        ConvLayer(m, 'stage3 128->256 /2', 128, 256, s // 2, 2, 1, 1),
-        ConvLayer(m, 'stage3 256->256', 256, 256, s // 4, 1, 1, 3),
-        ConvLayer(m, 'stage4 256->512 /2', 256, 512, s // 4, 2, 1, 1),
-        ConvLayer(m, 'stage4 512->512', 512, 512, s // 8, 1, 1, 3),
-    ]
+    """Bi-Real-18: every binary conv is 3x3 (shortcuts are FP), strides (1,2,2,2)."""
+    return resnet18_binary_layers(f'bireal18@{input_size}', input_size, (1, 2, 2, 2),
+                                  (1, 1, 1, 1))
 
 
 def dilated_fcn_layers(input_size: int = 512) -> List[ConvLayer]:
     """Dilated ResNet-18 backbone of FCN: strides (1,2,1,1), dilations (1,1,2,4) -> /8."""
-    s = input_size // 4
-    m = f'fcn-dilated18@{input_size}'
-    return [
-        ConvLayer(m, 'stage1 64->64', 64, 64, s, 1, 1, 4),
-        ConvLayer(m, 'stage2 64->128 /2', 64, 128, s, 2, 1, 1),
-        ConvLayer(m, 'stage2 128->128', 128, 128, s // 2, 1, 1, 3),
-        ConvLayer(m, 'stage3 128->256 d2', 128, 256, s // 2, 1, 2, 1),
-        ConvLayer(m, 'stage3 256->256 d2', 256, 256, s // 2, 1, 2, 3),
-        ConvLayer(m, 'stage4 256->512 d4', 256, 512, s // 2, 1, 4, 1),
-        ConvLayer(m, 'stage4 512->512 d4', 512, 512, s // 2, 1, 4, 3),
-    ]
+    return resnet18_binary_layers(f'fcn-dilated18@{input_size}', input_size, (1, 2, 1, 1),
+                                  (1, 1, 2, 4))
 
 
 def quick_layers() -> List[ConvLayer]:
