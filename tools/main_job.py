@@ -54,14 +54,10 @@ def configure(cfg, args):
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].dataset.data_root = args.data
     cfg.work_dir = args.work_dir
-    n = args.max_iters
-    warmup = max(1, min(300, n // 10))
-    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=n, val_interval=n + 1)
-    cfg.param_scheduler = [
-        dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=warmup),
-        dict(type='CosineAnnealingLR', by_epoch=False, begin=warmup, end=n, eta_min=0.0)]
-    cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
-        dict(type='TrainTimeBudgetHook', budget_minutes=args.budget_minutes)]
+    from bnn_tasks.engine import add_time_budget, fit_schedule
+    # the test below scores the final weights: no validation inside training
+    fit_schedule(cfg, args.max_iters, val_interval=0)
+    add_time_budget(cfg, args.budget_minutes)
     ann = osp.join(args.data, 'annotations', 'instances_val.json')
     cfg.test_evaluator = [
         dict(type='CocoMetric', ann_file=ann, metric='bbox'),

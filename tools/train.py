@@ -4,6 +4,7 @@
     python tools/train.py configs/bireal/faster-rcnn_bireal18_fpn_digits.py
     python tools/train.py CONFIG --work-dir work_dirs/x --resume          # last checkpoint
     python tools/train.py CONFIG --resume work_dirs/x/iter_500.pth        # a given one
+    python tools/train.py CONFIG --max-iters 1000 --budget-minutes 25     # budgeted run
     bash tools/dist_train.sh CONFIG 2                                     # 2 processes, gloo
 
 The task is read from the config's ``default_scope`` (``mmdet`` or ``mmseg``). Bad input
@@ -196,6 +197,15 @@ def parse_args(argv=None):
                         help='scale the lr by the actual batch size (mmdet configs)')
     parser.add_argument('--no-validate', action='store_true',
                         help='skip validation during training')
+    parser.add_argument('--max-iters', type=int,
+                        help='train this many iterations: the warm-up and decay of the '
+                        "config's schedule are fitted to them (not just cut off)")
+    parser.add_argument('--val-interval', type=int,
+                        help='with --max-iters: validate every N iterations (learning curves); '
+                        '0: no validation inside training')
+    parser.add_argument('--budget-minutes', type=float,
+                        help='stop after this much wall-clock training time; the last '
+                        'iteration is checkpointed')
     add_common_args(parser)
     return parser.parse_args(argv)
 
@@ -205,11 +215,25 @@ def main(argv=None):
     cfg = load_config(args)
     from bnn_tasks.datasets.preflight import check_data
     check_data(cfg, splits=('train', ) if args.no_validate else ('train', 'val'))
+    if args.max_iters is not None or args.val_interval is not None:
+        from bnn_tasks.engine import fit_schedule
+        if args.max_iters is None:
+            raise ToolError('--val-interval needs --max-iters')
+        try:
+            fit_schedule(cfg, args.max_iters, args.val_interval)
+        except ValueError as e:
+            raise ToolError(f'{args.config}: {e}') from None
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
         if cfg.get('train_cfg'):
             cfg.train_cfg.pop('val_interval', None)
             cfg.train_cfg['val_begin'] = 10**9  # never
+    if args.budget_minutes is not None:
+        from bnn_tasks.engine import add_time_budget
+        try:
+            add_time_budget(cfg, args.budget_minutes)
+        except ValueError as e:
+            raise ToolError(f'--budget-minutes: {e}') from None
     if args.auto_scale_lr:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
             raise ToolError(f'{args.config} has no auto_scale_lr.base_batch_size')
@@ -227,9 +251,19 @@ def main(argv=None):
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
         resume_from = args.resume
-    elif cfg.get('load_from'):  # weights only (e.g. the two-stage recipe): must be readable
-        load_checkpoint_file(cfg.load_from, 'load_from checkpoint')
+    load_from = None
+    if args.resume is None and cfg.get('load_from'):
+        # weights only (two-stage recipe, pretrained backbone): must be readable
+        load_from = load_checkpoint_file(cfg.load_from, 'load_from checkpoint')
     runner = build_runner(cfg)
+    if load_from is not None and 'backbone_pretrain' in (load_from.get('meta') or {}):
+        # mmengine loads load_from non-strictly: a backbone from another config would be
+        # skipped with a warning, and the run would silently train from scratch
+        from bnn_tasks.engine.backbone_pretrain import check_backbone_checkpoint
+        try:
+            check_backbone_checkpoint(runner.model, load_from['state_dict'], cfg.load_from)
+        except ValueError as e:
+            raise ToolError(str(e)) from None
     runner.logger.info(f'task: {task_of(cfg)} ({cfg.default_scope}), '
                        f'dist backend: {cfg.env_cfg.dist_cfg.backend}')
     if resume_from:  # resuming needs the exact same architecture

@@ -1,0 +1,45 @@
+"""tools/results_table.py: rows come from real files of a run; the table shows them verbatim."""
+import json
+
+from conftest import load_tool
+
+results_table = load_tool('results_table')
+
+
+def _row(name, task, metrics, curve_key):
+    return dict(config=f'configs/x/{name}.py', name=name, task=task, iterations=40, max_iters=50,
+                budget_minutes=1.0, train_minutes=0.9, metrics=metrics,
+                commands=[f'python tools/train.py configs/x/{name}.py', 'python tools/test.py'],
+                train_curve=[[10, 2.0], [20, 1.5]], val_curve=[[20, {curve_key: 0.25}]],
+                cpu='cpu', date='2026-11-22')
+
+
+def test_scalars_are_read_from_the_newest_log(tmp_path):
+    for stamp, loss in (('20260101_000000', 9.0), ('20260102_000000', 1.0)):
+        vis = tmp_path / stamp / 'vis_data'
+        vis.mkdir(parents=True)
+        (vis / 'scalars.json').write_text(
+            json.dumps({'loss': loss, 'iter': 20, 'lr': 0.1}) + '\n'
+            + json.dumps({'coco/bbox_mAP': 0.3, 'step': 20}) + '\n')
+    train, val = results_table.latest_scalars(str(tmp_path))
+    assert train == [(20, 1.0)]
+    assert val == [(20, {'coco/bbox_mAP': 0.3})]
+
+
+def test_markdown_and_curves_show_measured_rows(tmp_path):
+    rows = [_row('det_a', 'detection', {'coco/bbox_mAP': 0.123, 'pascal_voc/mAP': 0.456},
+                 'pascal_voc/mAP'),
+            _row('seg_a', 'segmentation', {'mIoU': 61.5, 'mAcc': 70.1, 'aAcc': 95.0}, 'mIoU')]
+    md = results_table.render_markdown(rows)
+    assert '| `det_a` | 40 (50) | 0.9 | 0.123 | 0.456 |' in md
+    assert '| `seg_a` | 40 (50) | 0.9 | 61.50 | 70.10 | 95.00 |' in md
+    assert 'python tools/train.py configs/x/det_a.py' in md
+    pre = dict(rows[1], name='seg_pt', pretrain=dict(minutes=2.0, val_accuracy=81.2),
+               commands=['python tools/pretrain_backbone.py x'] + rows[1]['commands'])
+    md = results_table.render_markdown([pre])
+    assert '| `seg_pt` | 40 (50) | 2.9 (2.0 pretrain, 81% digit acc. + 0.9) | 61.50 |' in md
+    assert '`python tools/pretrain_backbone.py x` then `python tools/train.py' in md
+    for task in ('detection', 'segmentation'):
+        path = tmp_path / f'{task}.png'
+        results_table.render_curves(rows, task, str(path))
+        assert path.stat().st_size > 1000

@@ -1,0 +1,244 @@
+#!/usr/bin/env python
+"""Train and score configs at one budget and keep the results table (docs/results.md).
+
+Each row is made by two plain commands, recorded verbatim in the table so anyone can rerun it:
+
+    python tools/train.py CONFIG --work-dir W --max-iters N --val-interval V --budget-minutes M
+    python tools/test.py CONFIG W/<last checkpoint> --work-dir W
+
+Rows accumulate in ``OUT/results.json`` (a rerun of a config replaces its row); the markdown
+table and the learning curves (training loss and validation metric per iteration, from
+mmengine's ``vis_data/scalars.json``) are regenerated from it every time.
+
+    python tools/results_table.py configs/bireal/faster-rcnn_bireal18_fpn_digits.py \\
+        --max-iters 1000 --budget-minutes 25 --val-interval 250
+    python tools/results_table.py --render-only     # rebuild md/png from results.json
+
+A config with ``load_from`` that ``tools/pretrain_backbone.py`` writes (``*_pretrained.py``)
+gets that command first with ``--pretrain-minutes``; its time is part of the row's minutes.
+"""
+import argparse
+import glob
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# the headline metric of each task, and the columns of its table
+METRICS = {
+    'detection': [('coco/bbox_mAP', 'COCO mAP'), ('pascal_voc/mAP', 'VOC mAP@0.5')],
+    # mmseg reports percentages
+    'segmentation': [('mIoU', 'mIoU %'), ('mAcc', 'mAcc %'), ('aAcc', 'aAcc %')],
+}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('configs', nargs='*', help='config files, one row each')
+    p.add_argument('--max-iters', type=int, default=1000)
+    p.add_argument('--budget-minutes', type=float, default=25.0)
+    p.add_argument('--val-interval', type=int, default=None,
+                   help='validate every N iterations (learning curves); 0: no validation '
+                   'inside training; default: at the end')
+    p.add_argument('--pretrain-minutes', type=float, default=None,
+                   help="first pretrain the backbone for this long (configs whose load_from "
+                   "tools/pretrain_backbone.py writes)")
+    p.add_argument('--pretrain-iters', type=int, default=None,
+                   help='first pretrain the backbone for this many iterations')
+    p.add_argument('--work-root', default='work_dirs/results')
+    p.add_argument('--out', default='docs/results', help='folder for results.json/md and png')
+    p.add_argument('--render-only', action='store_true')
+    return p.parse_args(argv)
+
+
+def task_of(config_path: str) -> str:
+    from mmengine.config import Config
+    scope = Config.fromfile(config_path).get('default_scope')
+    return 'detection' if scope == 'mmdet' else 'segmentation'
+
+
+def run(cmd):
+    print('+', ' '.join(cmd), flush=True)
+    subprocess.run(cmd, check=True, cwd=REPO)
+
+
+def latest_scalars(work_dir: str):
+    """(train curve, val curve) from the newest training log folder of ``work_dir``."""
+    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
+    train, val = [], []
+    for path in files[-1:]:
+        with open(path) as f:
+            for line in f:
+                rec = json.loads(line)
+                if 'loss' in rec and 'iter' in rec:
+                    train.append((rec['iter'], rec['loss']))
+                elif 'step' in rec:
+                    val.append((rec['step'], {k: v for k, v in rec.items() if k != 'step'}))
+    return train, val
+
+
+def train_and_test(config: str, args) -> dict:
+    name = osp.splitext(osp.basename(config))[0]
+    work_dir = osp.join(args.work_root, name)
+    train_cmd = ['python', 'tools/train.py', config, '--work-dir', work_dir,
+                 '--max-iters', str(args.max_iters), '--budget-minutes', str(args.budget_minutes)]
+    if args.val_interval is not None:
+        train_cmd += ['--val-interval', str(args.val_interval)]
+    commands, pretrain = [], None
+    if args.pretrain_minutes or args.pretrain_iters:
+        pretrain_cmd = ['python', 'tools/pretrain_backbone.py', config]
+        if args.pretrain_minutes:
+            pretrain_cmd += ['--minutes', str(args.pretrain_minutes)]
+        if args.pretrain_iters:
+            pretrain_cmd += ['--max-iters', str(args.pretrain_iters)]
+        t0 = time.time()
+        run([sys.executable] + pretrain_cmd[1:])
+        pretrain = dict(minutes=round((time.time() - t0) / 60, 1))
+        with open(osp.join(REPO, osp.splitext(pretrain_checkpoint(config))[0] + '.json')) as f:
+            summary = json.load(f)
+        pretrain.update(val_accuracy=summary['val_accuracy'], iterations=summary['iterations'])
+        commands.append(' '.join(pretrain_cmd))
+    t0 = time.time()
+    run([sys.executable] + train_cmd[1:])
+    train_minutes = (time.time() - t0) / 60
+    with open(osp.join(REPO, work_dir, 'last_checkpoint')) as f:
+        checkpoint = osp.relpath(f.read().strip(), REPO)
+    test_cmd = ['python', 'tools/test.py', config, checkpoint, '--work-dir', work_dir]
+    run([sys.executable] + test_cmd[1:])
+    with open(osp.join(REPO, work_dir, 'test_metrics.json')) as f:
+        metrics = json.load(f)
+    train_curve, val_curve = latest_scalars(osp.join(REPO, work_dir))
+    iters = int(osp.basename(checkpoint).split('_')[-1].split('.')[0])
+    return dict(config=config, name=name, task=task_of(config), iterations=iters,
+                max_iters=args.max_iters, budget_minutes=args.budget_minutes,
+                train_minutes=round(train_minutes, 1), pretrain=pretrain, metrics=metrics,
+                commands=commands + [' '.join(train_cmd), ' '.join(test_cmd)],
+                train_curve=train_curve, val_curve=val_curve,
+                cpu=_cpu_name(), date=time.strftime('%Y-%m-%d'))
+
+
+def pretrain_checkpoint(config: str) -> str:
+    from mmengine.config import Config
+    load_from = Config.fromfile(osp.join(REPO, config)).get('load_from')
+    if not load_from:
+        raise SystemExit(f'error: --pretrain-minutes: {config} has no load_from to pretrain')
+    return load_from
+
+
+def _cpu_name() -> str:
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip() + f' ({os.cpu_count()} cores)'
+    except OSError:
+        pass
+    return 'unknown CPU'
+
+
+def _metric(metrics: dict, key: str):
+    for k, v in metrics.items():  # mmseg prefixes nothing, mmdet 'coco/..'; match the tail
+        if k == key or k.endswith('/' + key):
+            return v
+    return None
+
+
+def render_markdown(rows) -> str:
+    out = ['# Results on the built-in digits dataset', '',
+           'Measured by `tools/results_table.py` (one row = the two commands shown, run on an '
+           'otherwise idle machine). "Minutes" is wall-clock time of the training command, '
+           'including validation during training, plus backbone pretraining where listed. '
+           'Regenerate the page with `python tools/results_table.py --render-only`.', '']
+    for task in ('detection', 'segmentation'):
+        task_rows = [r for r in rows if r['task'] == task]
+        if not task_rows:
+            continue
+        cols = METRICS[task]
+        out += [f'## {task.capitalize()}', '',
+                '| config | iterations (of max) | minutes | '
+                + ' | '.join(c[1] for c in cols) + ' | machine, date |',
+                '|---|---|---|' + '---|' * len(cols) + '---|']
+        for r in task_rows:
+            vals = []
+            for key, _ in cols:
+                v = _metric(r['metrics'], key)
+                fmt = '{:.3f}' if task == 'detection' else '{:.2f}'
+                vals.append('n/a' if v is None else fmt.format(v))
+            minutes = f'{r["train_minutes"]}'
+            if r.get('pretrain'):
+                p = r['pretrain']
+                minutes = (f'{round(p["minutes"] + r["train_minutes"], 1)} ({p["minutes"]} '
+                           f'pretrain, {p["val_accuracy"]:.0f}% digit acc. + '
+                           f'{r["train_minutes"]})')
+            out.append(f'| `{r["name"]}` | {r["iterations"]} ({r["max_iters"]}) | '
+                       f'{minutes} | ' + ' | '.join(vals)
+                       + f' | {r["cpu"]}, {r["date"]} |')
+        out += ['', f'![{task} learning curves]({task}_curves.png)', '', 'Commands:', '']
+        for r in task_rows:
+            out.append(f'- `{r["name"]}`: ' + ' then '.join(f'`{c}`' for c in r['commands']))
+        out.append('')
+    return '\n'.join(out)
+
+
+def render_curves(rows, task: str, path: str):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    task_rows = [r for r in rows if r['task'] == task]
+    if not task_rows:
+        return
+    key, label = METRICS[task][-1] if task == 'detection' else METRICS[task][0]
+    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(11, 4))
+    for r in task_rows:
+        if r['train_curve']:
+            it, loss = zip(*r['train_curve'])
+            ax_loss.plot(it, loss, label=r['name'])
+        pts = [(step, _metric(m, key)) for step, m in r['val_curve']]
+        pts = [(s, v) for s, v in pts if v is not None]
+        final = _metric(r['metrics'], key)
+        if final is not None:
+            pts.append((r['iterations'], final))
+        if pts:
+            s, v = zip(*sorted(set(pts)))
+            ax_val.plot(s, v, marker='o', label=r['name'])
+    ax_loss.set(xlabel='iteration', ylabel='training loss', title='training loss')
+    ax_val.set(xlabel='iteration', ylabel=label, title=f'validation {label}')
+    for ax in (ax_loss, ax_val):
+        ax.grid(alpha=0.3)
+    ax_val.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    out_dir = osp.join(REPO, args.out)
+    os.makedirs(out_dir, exist_ok=True)
+    json_path = osp.join(out_dir, 'results.json')
+    rows = []
+    if osp.isfile(json_path):
+        with open(json_path) as f:
+            rows = json.load(f)
+    if not args.render_only:
+        if not args.configs:
+            raise SystemExit('error: give config files, or --render-only')
+        for config in args.configs:
+            config = osp.relpath(osp.abspath(config), REPO)
+            row = train_and_test(config, args)
+            rows = [r for r in rows if r['config'] != config] + [row]
+            with open(json_path, 'w') as f:  # after every row: a long batch keeps its progress
+                json.dump(rows, f, indent=1)
+    with open(osp.join(out_dir, 'results.md'), 'w') as f:
+        f.write(render_markdown(rows))
+    for task in METRICS:
+        render_curves(rows, task, osp.join(out_dir, f'{task}_curves.png'))
+    print(render_markdown(rows))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
