@@ -35,9 +35,11 @@ def library_path() -> str:
     return path
 
 
-def session_options(threads: int = 1, **options):
+def session_options(threads: int = 1, spinning: bool = True, **options):
     """``onnxruntime.SessionOptions`` with the library registered and ``threads`` intra-op threads.
 
+    ``spinning=False`` makes idle intra-op threads sleep instead of spinning after a run (when
+    several multi-threaded sessions take turns, a spinning pool steals the cores of the next).
     Extra keyword arguments are set as attributes (e.g. ``graph_optimization_level``).
     """
     import onnxruntime as ort
@@ -47,6 +49,8 @@ def session_options(threads: int = 1, **options):
     so.intra_op_num_threads = int(threads)
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    if not spinning:
+        so.add_session_config_entry('session.intra_op.allow_spinning', '0')
     for name, value in options.items():
         setattr(so, name, value)
     so.register_custom_ops_library(library_path())

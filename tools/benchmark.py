@@ -95,6 +95,24 @@ def quick_layers() -> List[ConvLayer]:
             ConvLayer('quick', 'small 128->128 d2', 128, 128, 8, 1, 2, 1)]
 
 
+def float_session(model, threads: int):
+    """Plain ONNX Runtime session (no custom ops), configured like :func:`binary_session`."""
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    if threads > 1:  # see binary_session
+        so.add_session_config_entry('session.intra_op.allow_spinning', '0')
+    return ort.InferenceSession(model, so, providers=['CPUExecutionProvider'])
+
+
+def binary_session(model, threads: int, kernel: Optional[str]):
+    """Session with our op. Sessions are timed in turns: with > 1 thread the idle pool of the
+    session that just ran would keep spinning on the cores the next one needs (measured here:
+    2 threads *slower* than 1 for every implementation), so pools sleep between runs."""
+    return library.make_session(model, threads=threads, kernel=kernel, spinning=threads == 1)
+
+
 def time_session(session, feeds: dict, min_time: float, min_runs: int, max_runs: int) -> dict:
     """Median wall time (s) of ``session.run`` after one warm-up run."""
     return time_sessions({'only': session}, feeds, min_time, min_runs, max_runs)['only']
@@ -131,7 +149,6 @@ def time_sessions(sessions: Dict[str, object], feeds: dict, min_time: float, min
 
 def benchmark_layer(layer: ConvLayer, threads: int, variants: Sequence[str], timing: dict,
                     seed: int = 0) -> List[dict]:
-    import onnxruntime as ort
     rng = np.random.default_rng(seed)
     c, o, s, k = layer.in_channels, layer.out_channels, layer.size, layer.kernel
     pads = (layer.dilation,) * 4
@@ -148,17 +165,12 @@ def benchmark_layer(layer: ConvLayer, threads: int, variants: Sequence[str], tim
 
     float_model = single_op.float_conv_model(weight, None, [1, c, s, s], (layer.stride,) * 2,
                                              pads, (layer.dilation,) * 2)
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    sessions = {'ort_float_conv': ort.InferenceSession(float_model.SerializeToString(), so,
-                                                       providers=['CPUExecutionProvider'])}
+    sessions = {'ort_float_conv': float_session(float_model.SerializeToString(), threads)}
     binary_model = single_op.binary_conv_model(
         weight, rng.uniform(0.5, 1.5, o).astype(np.float32), np.zeros(o, np.float32),
         [1, c, s, s], (layer.stride,) * 2, pads, (layer.dilation,) * 2)
     for variant in variants:
-        sessions[f'binary_{variant}'] = library.make_session(binary_model, threads=threads,
-                                                             kernel=variant)
+        sessions[f'binary_{variant}'] = binary_session(binary_model, threads, variant)
     for impl, result in time_sessions(sessions, feeds, **timing).items():
         record(impl, result, 'float' if impl == 'ort_float_conv' else 'binary')
     float_rec = next(r for r in records if r['impl'] == 'ort_float_conv')
@@ -205,15 +217,12 @@ def random_feeds(model) -> dict:
 
 def time_model(model, feeds: dict, threads: int, kernel: Optional[str], timing: dict) -> dict:
     """Median run time of a whole model; ``kernel=None`` for graphs without our op."""
-    import onnxruntime as ort
     if hasattr(model, 'SerializeToString'):
         model = model.SerializeToString()
     if kernel is None:
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        session = ort.InferenceSession(model, so, providers=['CPUExecutionProvider'])
+        session = float_session(model, threads)
     else:
-        session = library.make_session(model, threads=threads, kernel=kernel)
+        session = binary_session(model, threads, kernel)
     return time_session(session, feeds, **timing)
 
 
@@ -254,7 +263,6 @@ def backbone_records(args, variants, timing) -> List[dict]:
     Random weights with BN in eval mode: speed does not depend on the values. The two exports
     are written to ``--out-dir`` so their sizes are reported too.
     """
-    import onnxruntime as ort
     import torch
     from mmdet.registry import MODELS
 
@@ -274,13 +282,9 @@ def backbone_records(args, variants, timing) -> List[dict]:
     records = []
     for threads in args.threads:
         torch.set_num_threads(threads)
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        sessions = {'ort_float': ort.InferenceSession(paths['float'], so,
-                                                      providers=['CPUExecutionProvider'])}
+        sessions = {'ort_float': float_session(paths['float'], threads)}
         for variant in variants:
-            sessions[f'binary_{variant}'] = library.make_session(paths['binary'], threads,
-                                                                 kernel=variant)
+            sessions[f'binary_{variant}'] = binary_session(paths['binary'], threads, variant)
         sessions['pytorch_eager'] = _TorchEager(model, x)
         results = time_sessions(sessions, feeds, **timing)
         base = results['ort_float']['median_s']
