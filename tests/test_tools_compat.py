@@ -11,7 +11,7 @@ import bnn_tasks.compat as compat
 def test_all_fixes_applied():
     assert all(v is True for v in compat.APPLIED.values()), compat.APPLIED
     assert set(compat.APPLIED) == {'checkpoint_safe_globals', 'cpu_distributed_init',
-                                   'ssd_head_loss_cls'}
+                                   'ssd_head_loss_cls', 'seg_class_weight_ignore'}
     assert compat.apply_all() == compat.APPLIED  # idempotent
 
 
@@ -94,3 +94,23 @@ def test_cpu_distributed_init_skips_cuda(monkeypatch):
     assert calls == [dict(backend='gloo', rank=0, world_size=1)]
     with pytest.raises(RuntimeError, match='nccl needs CUDA'):
         dist_utils._init_dist_pytorch('nccl')
+
+
+def test_seg_class_weight_with_ignored_pixels():
+    import torch.nn.functional as F
+    from mmseg.models.losses import CrossEntropyLoss
+    weights = [0.1, 1.0, 2.0]
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 4, 4)
+    label = torch.randint(0, 3, (2, 4, 4))
+    label[0, 0, :] = 255  # padding
+    for avg_non_ignore in (False, True):
+        loss = CrossEntropyLoss(class_weight=weights, avg_non_ignore=avg_non_ignore)
+        got = loss(logits, label, ignore_index=255)
+        per_pixel = F.cross_entropy(logits, label, weight=torch.tensor(weights),
+                                    reduction='none', ignore_index=255)
+        valid = label != 255
+        denom = torch.tensor(weights)[label[valid]].sum()
+        if not avg_non_ignore:
+            denom = denom + (~valid).sum()  # an ignored pixel counts 1, as unweighted
+        assert torch.isfinite(got) and torch.allclose(got, per_pixel.sum() / denom)

@@ -5,12 +5,15 @@
   torch >= 2.6 (``torch.load(weights_only=True)`` by default); allow-list the types they hold.
 - ``cpu_distributed_init``: mmengine 0.10.7 ``--launcher pytorch`` calls
   ``torch.cuda.set_device`` unconditionally, so CPU-only (gloo) distributed runs fail.
+- ``seg_class_weight_ignore``: mmseg 1.2.2 ``CrossEntropyLoss`` with ``class_weight`` raises
+  IndexError on pixels labelled ``ignore_index`` (padding, VOC borders).
 - mmseg 1.2.2 imports ``ftfy`` and ``regex`` without declaring them: handled by
   ``requirements/runtime.txt``, nothing to patch.
 
 Each fix is idempotent and only touches the library when that library is installed.
 """
-from . import checkpoint_safe_globals, cpu_distributed_init, ssd_head_loss_cls
+from . import (checkpoint_safe_globals, cpu_distributed_init, seg_class_weight_ignore,
+               ssd_head_loss_cls)
 
 APPLIED = {}
 
@@ -19,7 +22,8 @@ def apply_all() -> dict:
     """Apply every fix; returns ``{name: True | 'skipped: <reason>'}``."""
     for name, module in (('checkpoint_safe_globals', checkpoint_safe_globals),
                          ('cpu_distributed_init', cpu_distributed_init),
-                         ('ssd_head_loss_cls', ssd_head_loss_cls)):
+                         ('ssd_head_loss_cls', ssd_head_loss_cls),
+                         ('seg_class_weight_ignore', seg_class_weight_ignore)):
         if APPLIED.get(name) is True:
             continue
         try:

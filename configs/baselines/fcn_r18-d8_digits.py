@@ -13,8 +13,16 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=300),
     dict(type='PolyLR', eta_min=1e-6, power=0.9, by_epoch=False, begin=300, end=max_iters),
 ]
+# background is 97% of the pixels: unweighted, every backbone (float too) first learns to predict
+# background everywhere (measured: mIoU 8.8 = background only after 150 iterations). Down-weighting
+# background also biases the argmax towards digits, which costs IoU at output stride 8: with the
+# ideal stride-8 prediction bilinearly upsampled, background weight 0.1 caps mIoU at 48.5 and
+# 0.5 at 73.1 (1.0: 72.3). So the auxiliary head, which only shapes the backbone's features and
+# is dropped at inference, gets the strong 0.1 and the decode head a mild 0.5.
+aux_class_weight = [0.1] + [1.0] * 10
+class_weight = [0.5] + [1.0] * 10
 model = dict(
-    data_preprocessor=dict(size=(256, 256)),
+    data_preprocessor=dict(size=(128, 128)),  # = crop_size of the dataset config
     pretrained=None,
     backbone=dict(
         type='ResNet',  # 7x7 stem like the binary backbones (ResNetV1c has a 3-conv stem)
@@ -23,5 +31,7 @@ model = dict(
         dilations=(1, 1, 2, 4),  # output stride 8
         norm_cfg=norm_cfg,
         init_cfg=None),
-    decode_head=dict(in_channels=512, channels=128, num_classes=11, norm_cfg=norm_cfg),
-    auxiliary_head=dict(in_channels=256, channels=64, num_classes=11, norm_cfg=norm_cfg))
+    decode_head=dict(in_channels=512, channels=128, num_classes=11, norm_cfg=norm_cfg,
+                     loss_decode=dict(class_weight=class_weight)),
+    auxiliary_head=dict(in_channels=256, channels=64, num_classes=11, norm_cfg=norm_cfg,
+                        loss_decode=dict(class_weight=aux_class_weight)))

@@ -8,10 +8,12 @@ model = dict(
         depth=18,
         strides=(1, 2, 1, 1),
         dilations=(1, 1, 2, 4),  # output stride 8
-        # binary parallel atrous conv: in a stage of dilation d base k uses rate
-        # d * k (k = 1..5), each base its own receptive field
         out_indices=(0, 1, 2, 3),
         num_bases=5,
+        # binary parallel atrous conv: each base of a dilated stage has its own rate. The
+        # default d * (1..5) reaches rate 20 in stage 4, wider than its 16x16 maps on 128 px
+        # crops (the base would degrade to a 1x1 conv), so digits use small distinct rates
+        bpac_rates=(None, None, (1, 2, 3, 4, 5), (2, 3, 4, 5, 6)),
         norm_eval=False,
         init_cfg=None),  # from scratch, like the float twin
 )
