@@ -1,0 +1,9 @@
+# Group-Net-18 (BPAC) FCN whose backbone starts from a digit-classification pretraining (the
+# stand-in for the ImageNet-pretrained backbones segmentation recipes start from; nothing is
+# downloaded):
+#   python tools/pretrain_backbone.py configs/group_net/fcn_groupnet18-d8_digits_pretrained.py \
+#       --minutes 5
+#   python tools/train.py configs/group_net/fcn_groupnet18-d8_digits_pretrained.py
+_base_ = './fcn_groupnet18-d8_digits.py'
+# written by tools/pretrain_backbone.py
+load_from = 'work_dirs/pretrain/fcn_groupnet18-d8_digits_pretrained.pth'

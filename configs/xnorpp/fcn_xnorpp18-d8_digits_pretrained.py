@@ -1,0 +1,8 @@
+# XNOR-Net++-18 FCN whose backbone starts from a digit-classification pretraining (the stand-in
+# for the ImageNet-pretrained backbones segmentation recipes start from; nothing is downloaded):
+#   python tools/pretrain_backbone.py configs/xnorpp/fcn_xnorpp18-d8_digits_pretrained.py \
+#       --minutes 5
+#   python tools/train.py configs/xnorpp/fcn_xnorpp18-d8_digits_pretrained.py
+_base_ = './fcn_xnorpp18-d8_digits.py'
+# written by tools/pretrain_backbone.py
+load_from = 'work_dirs/pretrain/fcn_xnorpp18-d8_digits_pretrained.pth'

@@ -1,0 +1,84 @@
+"""Backbone pretraining on digit crops, and ``load_from`` of its checkpoint by tools/train.py."""
+import glob
+import json
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO, digits_overrides, load_tool, options_to_cli
+from mmengine.config import Config
+
+from bnn_tasks.datasets.digit_crops import DigitCrops
+from bnn_tasks.datasets.errors import DatasetError
+
+train_tool = load_tool('train')
+pretrain_tool = load_tool('pretrain_backbone')
+SEG_PT = osp.join(REPO, 'configs', 'bireal', 'fcn_bireal18-d8_digits_pretrained.py')
+SEG_OTHER = osp.join(REPO, 'configs', 'baselines', 'fcn_r18-d8_digits.py')
+
+
+def test_crops_are_centred_on_the_annotated_digits(tiny_digits):
+    crops = DigitCrops(tiny_digits, 'train', crop_size=32)
+    ann = json.load(open(osp.join(tiny_digits, 'annotations', 'instances_train.json')))
+    assert len(crops) == len(ann['annotations']) and crops.classes == [str(d) for d in range(10)]
+    images, labels = crops.fixed(0, len(crops))
+    assert images.shape == (len(crops), 32, 32, 3) and images.dtype == np.uint8
+    assert list(labels) == [a['category_id'] - 1 for a in ann['annotations']]
+    batch, batch_labels = crops.sample(np.random.default_rng(0), 5)
+    assert batch.shape == (5, 32, 32, 3) and set(batch_labels) <= set(labels)
+
+
+def test_missing_annotation_file_is_named(tmp_path):
+    with pytest.raises(DatasetError, match='instances_train.json'):
+        DigitCrops(str(tmp_path), 'train')
+
+
+def _opts(config, root, **extra):
+    opts = digits_overrides(Config.fromfile(config), root)
+    opts.update({'train_cfg.max_iters': 1, 'train_cfg.val_interval': 1,
+                 'default_hooks.logger.interval': 1})
+    opts.update(extra)
+    return opts
+
+
+def test_pretrained_backbone_is_loaded_and_a_foreign_one_refused(tiny_digits, tmp_path, capsys):
+    ckpt = str(tmp_path / 'backbone.pth')
+    code = pretrain_tool.run_tool(pretrain_tool.main, [
+        SEG_PT, '--minutes', '1', '--max-iters', '4', '--batch-size', '4', '--crop-size', '32',
+        '--data-root', tiny_digits, '--out', ckpt])
+    assert code == 0, capsys.readouterr().err
+    summary = json.load(open(osp.join(tmp_path, 'backbone.json')))
+    assert summary['iterations'] == 4 and 0 <= summary['val_accuracy'] <= 100
+    saved = torch.load(ckpt, map_location='cpu')
+    assert saved['meta']['backbone_pretrain']['iterations'] == 4
+    assert saved['state_dict'] and all(k.startswith('backbone.') for k in saved['state_dict'])
+
+    # training from the config loads them: mmengine lists only the fresh heads as missing
+    work = str(tmp_path / 'work')
+    opts = _opts(SEG_PT, tiny_digits, load_from=ckpt)
+    code = train_tool.run_tool(train_tool.main,
+                               [SEG_PT, '--work-dir', work, '--cfg-options']
+                               + options_to_cli(opts))
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    log = open(sorted(glob.glob(osp.join(work, '*', '*.log')))[-1]).read()
+    assert 'Load checkpoint from' in log
+    # mmengine prints the key mismatch (non-strict load) to stdout
+    missing = captured.out.split('missing keys in source state_dict:')[1].split('\n')[0]
+    assert 'decode_head.' in missing and 'backbone.' not in missing
+
+    # a float ResNet-18 FCN cannot start from a Bi-Real backbone: named, not silently skipped
+    opts = _opts(SEG_OTHER, tiny_digits, load_from=ckpt)
+    code = train_tool.run_tool(train_tool.main,
+                               [SEG_OTHER, '--work-dir', str(tmp_path / 'w2'), '--cfg-options']
+                               + options_to_cli(opts))
+    err = capsys.readouterr().err
+    assert code == 2 and 'backbone.pth' in err and 'does not fit' in err
+
+
+def test_pretrain_without_data_names_the_root(tmp_path, capsys):
+    code = pretrain_tool.run_tool(pretrain_tool.main, [
+        SEG_PT, '--minutes', '1', '--data-root', str(tmp_path / 'nope'), '--out',
+        str(tmp_path / 'x.pth')])
+    assert code == 2 and 'nope' in capsys.readouterr().err
