@@ -5,7 +5,7 @@
 """
 from .version import __version__
 from . import compat  # noqa: F401  (fixes for known breakages of the pinned stack; first)
-from . import backbones, datasets, engine, layers  # noqa: F401  (registers into registries)
+from . import backbones, datasets, engine, heads, layers  # noqa: F401  (registers into registries)
 from .binarizers import build_binarizer
 
 __all__ = ['__version__', 'backbones', 'layers', 'datasets', 'build_binarizer']

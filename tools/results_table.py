@@ -48,6 +48,9 @@ def parse_args(argv=None):
                    "tools/pretrain_backbone.py writes)")
     p.add_argument('--pretrain-iters', type=int, default=None,
                    help='first pretrain the backbone for this many iterations')
+    p.add_argument('--reuse-pretrain', action='store_true',
+                   help="keep the backbone already pretrained where the config's load_from "
+                   'points (its summary json gives the row its pretraining iterations/minutes)')
     p.add_argument('--work-root', default='work_dirs/results')
     p.add_argument('--out', default='docs/results', help='folder for results.json/md and png')
     p.add_argument('--render-only', action='store_true')
@@ -101,6 +104,13 @@ def train_and_test(config: str, args) -> dict:
             summary = json.load(f)
         pretrain.update(val_accuracy=summary['val_accuracy'], iterations=summary['iterations'])
         commands.append(' '.join(pretrain_cmd))
+    elif args.reuse_pretrain:
+        with open(osp.join(REPO, osp.splitext(pretrain_checkpoint(config))[0] + '.json')) as f:
+            summary = json.load(f)
+        pretrain = dict(minutes=round(summary['minutes'], 1), iterations=summary['iterations'],
+                        val_accuracy=summary['val_accuracy'], reused=True)
+        commands.append(f'python tools/pretrain_backbone.py {config} '
+                        f'--max-iters {summary["iterations"]}')
     t0 = time.time()
     run([sys.executable] + train_cmd[1:])
     train_minutes = (time.time() - t0) / 60
@@ -176,6 +186,9 @@ def render_markdown(rows) -> str:
             out.append(f'| `{r["name"]}` | {r["iterations"]} ({r["max_iters"]}) | '
                        f'{minutes} | ' + ' | '.join(vals)
                        + f' | {r["cpu"]}, {r["date"]} |')
+        notes = [f'- `{r["name"]}`: {r["note"]}' for r in task_rows if r.get('note')]
+        if notes:
+            out += ['', 'Notes:', ''] + notes
         out += ['', f'![{task} learning curves]({task}_curves.png)', '', 'Commands:', '']
         for r in task_rows:
             out.append(f'- `{r["name"]}`: ' + ' then '.join(f'`{c}`' for c in r['commands']))
