@@ -112,7 +112,8 @@ def test_detector_export_matches_mmdet_predict(tmp_path, rel, size, init):
 def test_fcn_export_matches_mmseg_predict(tmp_path):
     from mmseg.structures import SegDataSample
     cfg = _config('group_net/fcn_groupnet18-d8_digits.py')
-    cfg.model.backbone.num_bases = 2  # BPAC rates (2, 4) and (4, 8): distinct per base
+    cfg.model.backbone.num_bases = 2
+    cfg.model.backbone.bpac_rates = None  # default BPAC rates (2, 4) and (4, 8): distinct per base
     torch.manual_seed(0)
     model = build_model(cfg)
     model.init_weights()
