@@ -44,7 +44,7 @@ def build_model(cfg) -> nn.Module:
     return MODELS.build(model_cfg).cpu().eval()
 
 
-def _state_dict(checkpoint) -> Dict[str, torch.Tensor]:
+def state_dict_of(checkpoint) -> Dict[str, torch.Tensor]:
     if isinstance(checkpoint, dict) and 'state_dict' in checkpoint:
         checkpoint = checkpoint['state_dict']
     elif isinstance(checkpoint, dict) and 'model' in checkpoint and isinstance(
@@ -68,7 +68,6 @@ def _preview(names: List[str], n: int = 5) -> str:
         counts[top] = counts.get(top, 0) + 1
     by_module = ', '.join(f'{k} {v}' for k, v in counts.items())
     return f'{shown}, ... ({len(names) - n} more; by module: {by_module})'
-
 
 
 def check_state_dict(model: nn.Module, state: Dict[str, torch.Tensor],
@@ -98,7 +97,7 @@ def load_checkpoint_strict(model: nn.Module, path: str) -> dict:
     """Load ``path`` into ``model`` after :func:`check_state_dict`; returns its ``meta``."""
     from mmengine.runner.checkpoint import _load_checkpoint
     checkpoint = _load_checkpoint(path, map_location='cpu')
-    state = _state_dict(checkpoint)
+    state = state_dict_of(checkpoint)
     check_state_dict(model, state, source=f'checkpoint {path!r}')
     model.load_state_dict(state, strict=False)
     meta = checkpoint.get('meta', {}) if isinstance(checkpoint, dict) else {}

@@ -43,3 +43,12 @@ def test_markdown_and_curves_show_measured_rows(tmp_path):
         path = tmp_path / f'{task}.png'
         results_table.render_curves(rows, task, str(path))
         assert path.stat().st_size > 1000
+
+
+def test_time_budget_is_turned_into_iterations_and_shown():
+    # 10 min at 1.2 s/it, 3% kept for checkpoints and start-up
+    assert results_table.iterations_for(10, 1.2) == 485
+    assert results_table.iterations_for(0.001, 5.0) == 1  # never zero iterations
+    row = dict(_row('det_b', 'detection', {'pascal_voc/mAP': 0.5}, 'pascal_voc/mAP'),
+               probe=dict(seconds_per_iter=1.234, probe_iters=30))
+    assert '| `det_b` | 40 (50), 1.23 s/it | 0.9 |' in results_table.render_markdown([row])

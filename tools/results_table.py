@@ -16,12 +16,21 @@ mmengine's ``vis_data/scalars.json``) are regenerated from it every time.
 
 A config with ``load_from`` that ``tools/pretrain_backbone.py`` writes (``*_pretrained.py``)
 gets that command first with ``--pretrain-minutes``; its time is part of the row's minutes.
+
+``--fit-minutes M`` gives every row the same wall-clock budget instead of the same iteration
+count: a short probe run times the config's step on this machine, and the row then trains the
+number of iterations that fit in M minutes, with the whole schedule (warm-up, cosine to zero)
+fitted to them, so a slow backbone is not cut off at a high learning rate.
+
+    python tools/results_table.py configs/*/faster-rcnn_*_digits.py --fit-minutes 10 \
+        --val-interval 0
 """
 import argparse
 import glob
 import json
 import os
 import os.path as osp
+import shutil
 import subprocess
 import sys
 import time
@@ -51,6 +60,12 @@ def parse_args(argv=None):
     p.add_argument('--reuse-pretrain', action='store_true',
                    help="keep the backbone already pretrained where the config's load_from "
                    'points (its summary json gives the row its pretraining iterations/minutes)')
+    p.add_argument('--fit-minutes', type=float, default=None,
+                   help='same wall-clock budget for every row: time a short probe run, then '
+                   'train as many iterations as fit in this many minutes (overrides '
+                   '--max-iters and --budget-minutes)')
+    p.add_argument('--probe-iters', type=int, default=30,
+                   help='iterations of the --fit-minutes probe (the first 10 are not timed)')
     p.add_argument('--work-root', default='work_dirs/results')
     p.add_argument('--out', default='docs/results', help='folder for results.json/md and png')
     p.add_argument('--render-only', action='store_true')
@@ -59,7 +74,7 @@ def parse_args(argv=None):
 
 def task_of(config_path: str) -> str:
     from mmengine.config import Config
-    scope = Config.fromfile(config_path).get('default_scope')
+    scope = Config.fromfile(config_path, import_custom_modules=False).get('default_scope')
     return 'detection' if scope == 'mmdet' else 'segmentation'
 
 
@@ -83,11 +98,39 @@ def latest_scalars(work_dir: str):
     return train, val
 
 
+def seconds_per_iteration(config: str, work_dir: str, probe_iters: int) -> float:
+    """Mean training step time of ``config`` here, from a short run logged every 10 iterations.
+
+    The first logged window (data workers starting, first allocations) is left out.
+    """
+    if probe_iters < 20:
+        raise SystemExit(f'error: --probe-iters must be >= 20, got {probe_iters}')
+    shutil.rmtree(osp.join(REPO, work_dir), ignore_errors=True)
+    run([sys.executable, 'tools/train.py', config, '--work-dir', work_dir,
+         '--max-iters', str(probe_iters), '--val-interval', '0',
+         '--cfg-options', 'default_hooks.logger.interval=10', 'log_processor.window_size=10'])
+    with open(glob.glob(osp.join(REPO, work_dir, '*', 'vis_data', 'scalars.json'))[0]) as f:
+        times = [rec['time'] for rec in map(json.loads, f) if 'time' in rec and 'loss' in rec]
+    if len(times) < 2:
+        raise SystemExit(f'error: probe of {config} logged {len(times)} step times; need 2+')
+    return sum(times[1:]) / len(times[1:])
+
+
+def iterations_for(minutes: float, step_seconds: float) -> int:
+    # 3% for checkpoints and the start-up inside the training command
+    return max(1, int(minutes * 60 * 0.97 / step_seconds))
+
+
 def train_and_test(config: str, args) -> dict:
     name = osp.splitext(osp.basename(config))[0]
     work_dir = osp.join(args.work_root, name)
+    max_iters, budget_minutes, probe = args.max_iters, args.budget_minutes, None
+    if args.fit_minutes:
+        step = seconds_per_iteration(config, work_dir + '_probe', args.probe_iters)
+        max_iters, budget_minutes = iterations_for(args.fit_minutes, step), args.fit_minutes
+        probe = dict(seconds_per_iter=round(step, 3), probe_iters=args.probe_iters)
     train_cmd = ['python', 'tools/train.py', config, '--work-dir', work_dir,
-                 '--max-iters', str(args.max_iters), '--budget-minutes', str(args.budget_minutes)]
+                 '--max-iters', str(max_iters), '--budget-minutes', str(budget_minutes)]
     if args.val_interval is not None:
         train_cmd += ['--val-interval', str(args.val_interval)]
     commands, pretrain = [], None
@@ -123,7 +166,7 @@ def train_and_test(config: str, args) -> dict:
     train_curve, val_curve = latest_scalars(osp.join(REPO, work_dir))
     iters = int(osp.basename(checkpoint).split('_')[-1].split('.')[0])
     return dict(config=config, name=name, task=task_of(config), iterations=iters,
-                max_iters=args.max_iters, budget_minutes=args.budget_minutes,
+                max_iters=max_iters, budget_minutes=budget_minutes, probe=probe,
                 train_minutes=round(train_minutes, 1), pretrain=pretrain, metrics=metrics,
                 commands=commands + [' '.join(train_cmd), ' '.join(test_cmd)],
                 train_curve=train_curve, val_curve=val_curve,
@@ -132,7 +175,7 @@ def train_and_test(config: str, args) -> dict:
 
 def pretrain_checkpoint(config: str) -> str:
     from mmengine.config import Config
-    load_from = Config.fromfile(osp.join(REPO, config)).get('load_from')
+    load_from = Config.fromfile(osp.join(REPO, config), import_custom_modules=False).get('load_from')
     if not load_from:
         raise SystemExit(f'error: --pretrain-minutes: {config} has no load_from to pretrain')
     return load_from
@@ -183,7 +226,10 @@ def render_markdown(rows) -> str:
                 minutes = (f'{round(p["minutes"] + r["train_minutes"], 1)} ({p["minutes"]} '
                            f'pretrain, {p["val_accuracy"]:.0f}% digit acc. + '
                            f'{r["train_minutes"]})')
-            out.append(f'| `{r["name"]}` | {r["iterations"]} ({r["max_iters"]}) | '
+            iters = f'{r["iterations"]} ({r["max_iters"]})'
+            if r.get('probe'):  # iterations fitted to a time budget: say at what step time
+                iters += f', {r["probe"]["seconds_per_iter"]:.2f} s/it'
+            out.append(f'| `{r["name"]}` | {iters} | '
                        f'{minutes} | ' + ' | '.join(vals)
                        + f' | {r["cpu"]}, {r["date"]} |')
         notes = [f'- `{r["name"]}`: {r["note"]}' for r in task_rows if r.get('note')]

@@ -145,25 +145,16 @@ def load_checkpoint_file(path: str, what: str = 'checkpoint') -> dict:
 
 
 def check_state_dict_matches(model, ckpt: dict, path: str) -> None:
-    """Refuse a checkpoint of another architecture: name a few mismatched keys/shapes."""
-    state = ckpt.get('state_dict', ckpt)
-    state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [f'{k} {tuple(state[k].shape)} vs model {tuple(own[k].shape)}'
-              for k in own if k in state and hasattr(state[k], 'shape')
-              and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or shapes:
-        parts = []
-        if shapes:
-            parts.append(f'{len(shapes)} shape mismatches, e.g. {"; ".join(shapes[:3])}')
-        if missing:
-            parts.append(f'{len(missing)} model keys missing from it, e.g. {missing[:3]}')
-        if unexpected:
-            parts.append(f'{len(unexpected)} unexpected keys, e.g. {unexpected[:3]}')
-        raise ToolError(f'checkpoint {path!r} does not fit this model (another architecture?): '
-                        + ' | '.join(parts))
+    """Refuse a checkpoint of another architecture, naming mismatched keys and shapes.
+
+    One checker for training, testing and export (``bnn_tasks.deploy.model_loading``).
+    """
+    from bnn_tasks.deploy.model_loading import (CheckpointMismatchError, check_state_dict,
+                                                state_dict_of)
+    try:
+        check_state_dict(model, state_dict_of(ckpt), source=f'checkpoint {path!r}')
+    except CheckpointMismatchError as e:
+        raise ToolError(str(e)) from None
 
 
 def run_tool(main, argv=None) -> int:
