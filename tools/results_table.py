@@ -143,13 +143,11 @@ def train_and_test(config: str, args) -> dict:
         t0 = time.time()
         run([sys.executable] + pretrain_cmd[1:])
         pretrain = dict(minutes=round((time.time() - t0) / 60, 1))
-        with open(osp.join(REPO, osp.splitext(pretrain_checkpoint(config))[0] + '.json')) as f:
-            summary = json.load(f)
+        summary = pretrain_summary(config)
         pretrain.update(val_accuracy=summary['val_accuracy'], iterations=summary['iterations'])
         commands.append(' '.join(pretrain_cmd))
     elif args.reuse_pretrain:
-        with open(osp.join(REPO, osp.splitext(pretrain_checkpoint(config))[0] + '.json')) as f:
-            summary = json.load(f)
+        summary = pretrain_summary(config)
         pretrain = dict(minutes=round(summary['minutes'], 1), iterations=summary['iterations'],
                         val_accuracy=summary['val_accuracy'], reused=True)
         commands.append(f'python tools/pretrain_backbone.py {config} '
@@ -173,12 +171,14 @@ def train_and_test(config: str, args) -> dict:
                 cpu=_cpu_name(), date=time.strftime('%Y-%m-%d'))
 
 
-def pretrain_checkpoint(config: str) -> str:
+def pretrain_summary(config: str) -> dict:
+    """The json tools/pretrain_backbone.py writes beside the config's ``load_from``."""
     from mmengine.config import Config
-    load_from = Config.fromfile(osp.join(REPO, config), import_custom_modules=False).get('load_from')
-    if not load_from:
-        raise SystemExit(f'error: --pretrain-minutes: {config} has no load_from to pretrain')
-    return load_from
+    cfg = Config.fromfile(osp.join(REPO, config), import_custom_modules=False)
+    if not cfg.get('load_from'):
+        raise SystemExit(f'error: {config} has no load_from for a pretrained backbone')
+    with open(osp.join(REPO, osp.splitext(cfg.load_from)[0] + '.json')) as f:
+        return json.load(f)
 
 
 def _cpu_name() -> str:
