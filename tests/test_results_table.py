@@ -52,3 +52,48 @@ def test_time_budget_is_turned_into_iterations_and_shown():
     row = dict(_row('det_b', 'detection', {'pascal_voc/mAP': 0.5}, 'pascal_voc/mAP'),
                probe=dict(seconds_per_iter=1.234, probe_iters=30))
     assert '| `det_b` | 40 (50), 1.23 s/it | 0.9 |' in results_table.render_markdown([row])
+
+
+def _fake_tools(monkeypatch, tmp_path, step_seconds=2.0):
+    """Stand in for tools/train.py and tools/test.py: record each command and write the files
+    the real ones leave behind (logged step times, last_checkpoint, test_metrics.json)."""
+    calls = []
+    monkeypatch.setattr(results_table, 'REPO', str(tmp_path))
+
+    def fake_run(cmd):
+        calls.append(cmd)
+        tool, work_dir = cmd[1], tmp_path / cmd[cmd.index('--work-dir') + 1]
+        if tool == 'tools/train.py':
+            iters = int(cmd[cmd.index('--max-iters') + 1])
+            vis = work_dir / '20260101_000000' / 'vis_data'
+            vis.mkdir(parents=True, exist_ok=True)
+            (vis / 'scalars.json').write_text(''.join(
+                json.dumps({'loss': 1.0, 'iter': i, 'time': step_seconds}) + '\n'
+                for i in range(10, iters + 1, 10)))
+            (work_dir / 'last_checkpoint').write_text(str(work_dir / f'iter_{iters}.pth'))
+        else:
+            (work_dir / 'test_metrics.json').write_text(json.dumps(
+                {'coco/bbox_mAP': 0.2, 'pascal_voc/mAP': 0.4}))
+    monkeypatch.setattr(results_table, 'run', fake_run)
+    monkeypatch.setattr(results_table, 'task_of', lambda config: 'detection')
+    return calls
+
+
+def test_two_stage_row_starts_from_the_float_stage(monkeypatch, tmp_path):
+    calls = _fake_tools(monkeypatch, tmp_path)
+    args = results_table.parse_args([
+        'configs/b/bin.py', '--first-stage', 'configs/b/fp.py', '--first-stage-minutes', '1',
+        '--fit-minutes', '2', '--val-interval', '0'])
+    stage = results_table.train_first_stage(args)
+    # 1 min at the probed 2 s/it, 3% kept back
+    assert stage['max_iters'] == 29 and stage['checkpoint'].endswith('fp/iter_29.pth')
+    row = results_table.train_and_test('configs/b/bin.py', args, stage)
+    load_from = f'load_from={stage["checkpoint"]}'
+    probe, train = calls[-3], calls[-2]  # the binary row's probe and training commands
+    assert load_from in probe and load_from in train
+    assert row['max_iters'] == 58 and row['commands'][0] == stage['command']
+    md = results_table.render_markdown([dict(row, train_minutes=2.0,
+                                             first_stage=dict(stage, minutes=1.0))])
+    assert '| 3.0 (1.0 float stage 1 + 2.0) |' in md
+    assert 'float stage-1 model `fp` (29 iterations, 1.0 min; COCO mAP 0.200, VOC mAP@0.5 0.400' \
+        in md

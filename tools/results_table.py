@@ -24,6 +24,14 @@ fitted to them, so a slow backbone is not cut off at a high learning rate.
 
     python tools/results_table.py configs/*/faster-rcnn_*_digits.py --fit-minutes 10 \
         --val-interval 0
+
+``--first-stage FLOAT_CONFIG`` runs the two-stage recipe: the float model of the same
+architecture is trained (and scored) first, then each row starts from its last checkpoint
+through ``--cfg-options load_from=...``; the row's minutes include both stages.
+
+    python tools/results_table.py configs/bireal/faster-rcnn_bireal18_fpn_digits_2stage.py \
+        --first-stage configs/bireal/faster-rcnn_bireal18-fp_fpn_digits.py \
+        --first-stage-minutes 4 --fit-minutes 6 --val-interval 0
 """
 import argparse
 import glob
@@ -66,6 +74,13 @@ def parse_args(argv=None):
                    '--max-iters and --budget-minutes)')
     p.add_argument('--probe-iters', type=int, default=30,
                    help='iterations of the --fit-minutes probe (the first 10 are not timed)')
+    p.add_argument('--first-stage', metavar='CONFIG',
+                   help='two-stage recipe: first train this float config (same parameter names '
+                   "as the rows' binary configs), then start every row from its last "
+                   'checkpoint (load_from); its minutes count in the rows')
+    p.add_argument('--first-stage-minutes', type=float, default=None,
+                   help='wall-clock budget of --first-stage (iterations fitted by a probe); '
+                   'default: --max-iters/--budget-minutes')
     p.add_argument('--work-root', default='work_dirs/results')
     p.add_argument('--out', default='docs/results', help='folder for results.json/md and png')
     p.add_argument('--render-only', action='store_true')
@@ -98,17 +113,20 @@ def latest_scalars(work_dir: str):
     return train, val
 
 
-def seconds_per_iteration(config: str, work_dir: str, probe_iters: int) -> float:
+def seconds_per_iteration(config: str, work_dir: str, probe_iters: int,
+                          cfg_options=()) -> float:
     """Mean training step time of ``config`` here, from a short run logged every 10 iterations.
 
     The first logged window (data workers starting, first allocations) is left out.
+    ``cfg_options`` are the row's own overrides (e.g. the first stage's ``load_from``).
     """
     if probe_iters < 20:
         raise SystemExit(f'error: --probe-iters must be >= 20, got {probe_iters}')
     shutil.rmtree(osp.join(REPO, work_dir), ignore_errors=True)
     run([sys.executable, 'tools/train.py', config, '--work-dir', work_dir,
          '--max-iters', str(probe_iters), '--val-interval', '0',
-         '--cfg-options', 'default_hooks.logger.interval=10', 'log_processor.window_size=10'])
+         '--cfg-options', *cfg_options, 'default_hooks.logger.interval=10',
+         'log_processor.window_size=10'])
     with open(glob.glob(osp.join(REPO, work_dir, '*', 'vis_data', 'scalars.json'))[0]) as f:
         times = [rec['time'] for rec in map(json.loads, f) if 'time' in rec and 'loss' in rec]
     if len(times) < 2:
@@ -121,19 +139,61 @@ def iterations_for(minutes: float, step_seconds: float) -> int:
     return max(1, int(minutes * 60 * 0.97 / step_seconds))
 
 
-def train_and_test(config: str, args) -> dict:
+def train(config: str, work_dir: str, args, fit_minutes=None, val_interval=None,
+          cfg_options=()):
+    """Train ``config`` into ``work_dir``; returns (command, last checkpoint, run facts).
+
+    With ``fit_minutes`` a probe run times the step first and the iterations are fitted to
+    that wall-clock budget; otherwise ``--max-iters``/``--budget-minutes`` apply.
+    """
+    max_iters, budget_minutes, probe = args.max_iters, args.budget_minutes, None
+    if fit_minutes:
+        step = seconds_per_iteration(config, work_dir + '_probe', args.probe_iters, cfg_options)
+        max_iters, budget_minutes = iterations_for(fit_minutes, step), fit_minutes
+        probe = dict(seconds_per_iter=round(step, 3), probe_iters=args.probe_iters)
+    cmd = ['python', 'tools/train.py', config, '--work-dir', work_dir,
+           '--max-iters', str(max_iters), '--budget-minutes', str(budget_minutes)]
+    if val_interval is not None:
+        cmd += ['--val-interval', str(val_interval)]
+    if cfg_options:
+        cmd += ['--cfg-options', *cfg_options]
+    t0 = time.time()
+    run([sys.executable] + cmd[1:])
+    minutes = (time.time() - t0) / 60
+    with open(osp.join(REPO, work_dir, 'last_checkpoint')) as f:
+        checkpoint = osp.relpath(f.read().strip(), REPO)
+    iters = int(osp.basename(checkpoint).split('_')[-1].split('.')[0])
+    return cmd, checkpoint, dict(iterations=iters, max_iters=max_iters,
+                                 budget_minutes=budget_minutes, probe=probe,
+                                 minutes=round(minutes, 1))
+
+
+def train_first_stage(args) -> dict:
+    """Stage 1 of the two-stage recipe: the float model the rows start from, trained and scored
+    (its metrics show what binarizing it costs)."""
+    name = osp.splitext(osp.basename(args.first_stage))[0]
+    work_dir = osp.join(args.work_root, name)
+    cmd, checkpoint, facts = train(args.first_stage, work_dir, args,
+                                   fit_minutes=args.first_stage_minutes, val_interval=0)
+    return dict(facts, config=args.first_stage, command=' '.join(cmd), checkpoint=checkpoint,
+                metrics=test(args.first_stage, checkpoint, work_dir)[1])
+
+
+def test(config: str, checkpoint: str, work_dir: str):
+    """(command, metrics) of tools/test.py on ``checkpoint``."""
+    cmd = ['python', 'tools/test.py', config, checkpoint, '--work-dir', work_dir]
+    run([sys.executable] + cmd[1:])
+    with open(osp.join(REPO, work_dir, 'test_metrics.json')) as f:
+        return cmd, json.load(f)
+
+
+def train_and_test(config: str, args, first_stage=None) -> dict:
     name = osp.splitext(osp.basename(config))[0]
     work_dir = osp.join(args.work_root, name)
-    max_iters, budget_minutes, probe = args.max_iters, args.budget_minutes, None
-    if args.fit_minutes:
-        step = seconds_per_iteration(config, work_dir + '_probe', args.probe_iters)
-        max_iters, budget_minutes = iterations_for(args.fit_minutes, step), args.fit_minutes
-        probe = dict(seconds_per_iter=round(step, 3), probe_iters=args.probe_iters)
-    train_cmd = ['python', 'tools/train.py', config, '--work-dir', work_dir,
-                 '--max-iters', str(max_iters), '--budget-minutes', str(budget_minutes)]
-    if args.val_interval is not None:
-        train_cmd += ['--val-interval', str(args.val_interval)]
-    commands, pretrain = [], None
+    commands, pretrain, cfg_options = [], None, []
+    if first_stage is not None:
+        commands.append(first_stage['command'])
+        cfg_options.append(f'load_from={first_stage["checkpoint"]}')
     if args.pretrain_minutes or args.pretrain_iters:
         pretrain_cmd = ['python', 'tools/pretrain_backbone.py', config]
         if args.pretrain_minutes:
@@ -152,20 +212,14 @@ def train_and_test(config: str, args) -> dict:
                         val_accuracy=summary['val_accuracy'], reused=True)
         commands.append(f'python tools/pretrain_backbone.py {config} '
                         f'--max-iters {summary["iterations"]}')
-    t0 = time.time()
-    run([sys.executable] + train_cmd[1:])
-    train_minutes = (time.time() - t0) / 60
-    with open(osp.join(REPO, work_dir, 'last_checkpoint')) as f:
-        checkpoint = osp.relpath(f.read().strip(), REPO)
-    test_cmd = ['python', 'tools/test.py', config, checkpoint, '--work-dir', work_dir]
-    run([sys.executable] + test_cmd[1:])
-    with open(osp.join(REPO, work_dir, 'test_metrics.json')) as f:
-        metrics = json.load(f)
+    train_cmd, checkpoint, facts = train(config, work_dir, args, args.fit_minutes,
+                                         args.val_interval, cfg_options)
+    test_cmd, metrics = test(config, checkpoint, work_dir)
     train_curve, val_curve = latest_scalars(osp.join(REPO, work_dir))
-    iters = int(osp.basename(checkpoint).split('_')[-1].split('.')[0])
-    return dict(config=config, name=name, task=task_of(config), iterations=iters,
-                max_iters=max_iters, budget_minutes=budget_minutes, probe=probe,
-                train_minutes=round(train_minutes, 1), pretrain=pretrain, metrics=metrics,
+    return dict(config=config, name=name, task=task_of(config), iterations=facts['iterations'],
+                max_iters=facts['max_iters'], budget_minutes=facts['budget_minutes'],
+                probe=facts['probe'], train_minutes=facts['minutes'], pretrain=pretrain,
+                first_stage=first_stage, metrics=metrics,
                 commands=commands + [' '.join(train_cmd), ' '.join(test_cmd)],
                 train_curve=train_curve, val_curve=val_curve,
                 cpu=_cpu_name(), date=time.strftime('%Y-%m-%d'))
@@ -203,7 +257,8 @@ def render_markdown(rows) -> str:
     out = ['# Results on the built-in digits dataset', '',
            'Measured by `tools/results_table.py` (one row = the two commands shown, run on an '
            'otherwise idle machine). "Minutes" is wall-clock time of the training command, '
-           'including validation during training, plus backbone pretraining where listed. '
+           'including validation during training, plus backbone pretraining or the float '
+           'first stage where listed. '
            'Regenerate the page with `python tools/results_table.py --render-only`.', '']
     for task in ('detection', 'segmentation'):
         task_rows = [r for r in rows if r['task'] == task]
@@ -226,6 +281,10 @@ def render_markdown(rows) -> str:
                 minutes = (f'{round(p["minutes"] + r["train_minutes"], 1)} ({p["minutes"]} '
                            f'pretrain, {p["val_accuracy"]:.0f}% digit acc. + '
                            f'{r["train_minutes"]})')
+            elif r.get('first_stage'):
+                fs = r['first_stage']
+                minutes = (f'{round(fs["minutes"] + r["train_minutes"], 1)} ({fs["minutes"]} '
+                           f'float stage 1 + {r["train_minutes"]})')
             iters = f'{r["iterations"]} ({r["max_iters"]})'
             if r.get('probe'):  # iterations fitted to a time budget: say at what step time
                 iters += f', {r["probe"]["seconds_per_iter"]:.2f} s/it'
@@ -233,6 +292,8 @@ def render_markdown(rows) -> str:
                        f'{minutes} | ' + ' | '.join(vals)
                        + f' | {r["cpu"]}, {r["date"]} |')
         notes = [f'- `{r["name"]}`: {r["note"]}' for r in task_rows if r.get('note')]
+        notes += [f'- `{r["name"]}`: {first_stage_note(r["first_stage"], cols)}'
+                  for r in task_rows if r.get('first_stage')]
         if notes:
             out += ['', 'Notes:', ''] + notes
         out += ['', f'![{task} learning curves]({task}_curves.png)', '', 'Commands:', '']
@@ -240,6 +301,14 @@ def render_markdown(rows) -> str:
             out.append(f'- `{r["name"]}`: ' + ' then '.join(f'`{c}`' for c in r['commands']))
         out.append('')
     return '\n'.join(out)
+
+
+def first_stage_note(stage: dict, cols) -> str:
+    scores = ', '.join(f'{label} {_metric(stage["metrics"], key):.3f}' for key, label in cols
+                       if _metric(stage['metrics'], key) is not None)
+    return (f'two-stage recipe: starts from the float stage-1 model '
+            f'`{osp.splitext(osp.basename(stage["config"]))[0]}` ({stage["iterations"]} '
+            f'iterations, {stage["minutes"]} min; {scores} before binarization)')
 
 
 def render_curves(rows, task: str, path: str):
@@ -285,9 +354,13 @@ def main(argv=None):
     if not args.render_only:
         if not args.configs:
             raise SystemExit('error: give config files, or --render-only')
+        first_stage = None
+        if args.first_stage:
+            args.first_stage = osp.relpath(osp.abspath(args.first_stage), REPO)
+            first_stage = train_first_stage(args)
         for config in args.configs:
             config = osp.relpath(osp.abspath(config), REPO)
-            row = train_and_test(config, args)
+            row = train_and_test(config, args, first_stage)
             rows = [r for r in rows if r['config'] != config] + [row]
             with open(json_path, 'w') as f:  # after every row: a long batch keeps its progress
                 json.dump(rows, f, indent=1)
