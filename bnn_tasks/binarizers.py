@@ -18,6 +18,9 @@ name                kind   forward / backward
 ``approx_sign``     input  sign; Bi-Real ApproxSign gradient ``2 - 2|x|`` on ``|x| < 1``
 ``scaled_sign``     kernel sign with per-output-channel ``mean|W|`` (XNOR-Net / Bi-Real)
 ``sign``            kernel sign, no analytic scale (XNOR-Net++ learns its scales)
+``hardtanh``        input  ``clip(x, -1, 1)``, real-valued: the float stage of two-stage training
+                           (Bi-Real Net pretrains with it in place of ReLU, so the float network
+                           already sees sign's range and is nonlinear where sign will be)
 ``identity``        both   no binarization (useful for ablations / float twins)
 ==================  =====  ==============================================================
 """
@@ -100,11 +103,21 @@ class ApproxSign(nn.Module):
 
 
 class Identity(nn.Module):
-    """No activation binarization (ablations, the float stage of two-stage training)."""
+    """No activation binarization (ablations; a binary block then has no nonlinearity)."""
     kind = 'input'
 
     def forward(self, x: Tensor) -> Tensor:
         return x
+
+
+class HardTanh(nn.Module):
+    """``clip(x, -1, 1)``: the real-valued relaxation of sign for the float stage of two-stage
+    training. A binary block has no other nonlinearity, so with ``identity`` in its place the
+    float backbone would be linear."""
+    kind = 'input'
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.clamp(-1.0, 1.0)
 
 
 class IdentityWeight(nn.Module):
@@ -143,7 +156,8 @@ class ScaledSignWeight(SignWeight):
         return ste_sign(weight, self.clip), scale
 
 
-_INPUT_BINARIZERS = {'ste_sign': SteSign, 'approx_sign': ApproxSign, 'identity': Identity}
+_INPUT_BINARIZERS = {'ste_sign': SteSign, 'approx_sign': ApproxSign, 'hardtanh': HardTanh,
+                     'identity': Identity}
 _KERNEL_BINARIZERS = {'scaled_sign': ScaledSignWeight, 'sign': SignWeight,
                       'identity': IdentityWeight}
 

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from bnn_tasks.binarizers import (ApproxSign, ScaledSignWeight, SignWeight, SteSign,
+from bnn_tasks.binarizers import (ApproxSign, HardTanh, ScaledSignWeight, SignWeight, SteSign,
                                   build_binarizer, sign)
 
 EDGE = torch.tensor([-1e6, -3.0, -1.0, -0.999, -0.5, -1e-7, 0.0, 1e-7, 0.5, 0.999, 1.0, 3.0, 1e6],
@@ -44,6 +44,16 @@ def test_approx_sign_gradient_scales_upstream_gradient():
     x = torch.tensor([0.25, -0.25], requires_grad=True)
     ApproxSign()(x).backward(torch.tensor([3.0, -2.0]))
     assert torch.allclose(x.grad, torch.tensor([3.0 * 1.5, -2.0 * 1.5]))
+
+
+def test_hardtanh_is_the_real_valued_clip_of_the_float_stage():
+    y, grad = _forward_backward(HardTanh(), EDGE)
+    assert torch.equal(y, EDGE.clamp(-1, 1))
+    assert y[EDGE == 0.5].item() == 0.5  # real-valued inside the range, not a sign
+    assert torch.equal(grad, (EDGE.abs() < 1).to(EDGE.dtype))  # flat at and beyond the ends
+    assert isinstance(build_binarizer('hardtanh', 'input'), HardTanh)
+    with pytest.raises(KeyError, match='hardtanh'):  # an activation function, not for weights
+        build_binarizer('hardtanh', 'kernel')
 
 
 def test_scaled_sign_weight_values_and_gradients():
