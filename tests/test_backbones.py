@@ -72,6 +72,27 @@ def test_stem_is_full_precision_and_stage_convs_are_binary(family):
 
 
 @pytest.mark.parametrize('family', FAMILIES)
+def test_every_binary_conv_sees_both_signs(family):
+    # A ReLU'd stem feeding a sign directly (norm after the conv) gives the first binary conv
+    # +1 everywhere: a conv that learns nothing. Every conv's binarized input must vary.
+    torch.manual_seed(0)
+    model = MMDET_MODELS.build(small_cfg(family, 18)).train()  # batch statistics in the norms
+    seen = {}
+
+    def record(name):
+        def hook(module, inputs, output):
+            seen[name] = output.unique().tolist()
+        return hook
+    hooks = [m.input_quantizer.register_forward_hook(record(name))
+             for name, m in model.named_modules() if isinstance(m, BinaryConv2d)]
+    model(torch.randn(*INPUT))
+    for h in hooks:
+        h.remove()
+    assert len(seen) == len(hooks)
+    assert {name: v for name, v in seen.items() if v != [-1.0, 1.0]} == {}
+
+
+@pytest.mark.parametrize('family', FAMILIES)
 def test_backpropagates_to_latent_weights(family):
     model = MMDET_MODELS.build(small_cfg(family, 18))
     model.train()

@@ -100,7 +100,12 @@ class BinaryResNetBase(BaseModule):
         self.conv1 = nn.Conv2d(in_channels, stem_channels, 7, stride=2, padding=3, bias=False)
         self.norm1_name, norm1 = build_norm_layer(self.norm_cfg, stem_channels, postfix=1)
         self.add_module(self.norm1_name, norm1)
-        self.relu = nn.ReLU(inplace=True)
+        # A ReLU ends the stem only where a norm sits between it and the first sign (norm
+        # before the conv). Where the first sign reads the stem output directly (Bi-Real,
+        # Group-Net), sign(ReLU(x)) would be +1 everywhere (sign(0) = +1) and the first binary
+        # conv would see a constant input; Bi-Real Net's own stem has no ReLU either.
+        stem_relu = self.norm_position == 'before_conv'
+        self.stem_act = nn.ReLU(inplace=True) if stem_relu else nn.Identity()
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
 
     @property
@@ -147,7 +152,7 @@ class BinaryResNetBase(BaseModule):
         return self
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
-        x = self.maxpool(self.relu(self.norm1(self.conv1(x))))
+        x = self.maxpool(self.stem_act(self.norm1(self.conv1(x))))
         outs = []
         for i, layer_name in enumerate(self.res_layers):
             x = getattr(self, layer_name)(x)

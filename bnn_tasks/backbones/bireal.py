@@ -3,7 +3,8 @@
 Every binary 3x3 conv has its own real-valued shortcut (``BinaryResidualUnit``), activations are
 binarized with ApproxSign (its piecewise-polynomial gradient is closer to the true sign than a
 clipped identity), weights with sign times the per-channel mean magnitude. Downsampling
-shortcuts are AvgPool + full-precision 1x1 conv + BN. The 7x7 stem stays full precision.
+shortcuts are AvgPool + full-precision 1x1 conv + BN. The 7x7 stem (conv, BN,
+max-pool; no ReLU, see ``BinaryResNetBase``) stays full precision.
 
 Example (mmdet config)::
 
