@@ -45,6 +45,16 @@ def test_markdown_and_curves_show_measured_rows(tmp_path):
         assert path.stat().st_size > 1000
 
 
+def test_rows_are_grouped_by_detector_with_the_float_twin_first():
+    rows = [dict(_row(name, 'detection', {'pascal_voc/mAP': 0.5}, 'pascal_voc/mAP'),
+                 config=f'configs/{family}/{name}.py')
+            for family, name in (('bireal', 'ssd_b'), ('bireal', 'frcnn_b'),
+                                 ('baselines', 'ssd_r18'), ('baselines', 'frcnn_r18'))]
+    md = results_table.render_markdown(rows)
+    order = [md.index(f'| `{n}` |') for n in ('frcnn_r18', 'frcnn_b', 'ssd_r18', 'ssd_b')]
+    assert order == sorted(order)
+
+
 def test_time_budget_is_turned_into_iterations_and_shown():
     # 10 min at 1.2 s/it, 3% kept for checkpoints and start-up
     assert results_table.iterations_for(10, 1.2) == 485

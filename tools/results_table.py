@@ -253,6 +253,12 @@ def _metric(metrics: dict, key: str):
     return None
 
 
+def table_order(row):
+    """Rows grouped by detector/segmentor (the name's first part), float twin first."""
+    return row['name'].split('_')[0], not row['config'].startswith('configs/baselines/'), \
+        row['name']
+
+
 def render_markdown(rows) -> str:
     out = ['# Results on the built-in digits dataset', '',
            'Measured by `tools/results_table.py` (one row = the two commands shown, run on an '
@@ -261,7 +267,7 @@ def render_markdown(rows) -> str:
            'first stage where listed. '
            'Regenerate the page with `python tools/results_table.py --render-only`.', '']
     for task in ('detection', 'segmentation'):
-        task_rows = [r for r in rows if r['task'] == task]
+        task_rows = sorted((r for r in rows if r['task'] == task), key=table_order)
         if not task_rows:
             continue
         cols = METRICS[task]
