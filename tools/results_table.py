@@ -87,6 +87,11 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def config_name(config: str) -> str:
+    """A config's file name without folder and extension: its row name and work dir."""
+    return osp.splitext(osp.basename(config))[0]
+
+
 def task_of(config_path: str) -> str:
     from mmengine.config import Config
     scope = Config.fromfile(config_path, import_custom_modules=False).get('default_scope')
@@ -171,8 +176,7 @@ def train(config: str, work_dir: str, args, fit_minutes=None, val_interval=None,
 def train_first_stage(args) -> dict:
     """Stage 1 of the two-stage recipe: the float model the rows start from, trained and scored
     (its metrics show what binarizing it costs)."""
-    name = osp.splitext(osp.basename(args.first_stage))[0]
-    work_dir = osp.join(args.work_root, name)
+    work_dir = osp.join(args.work_root, config_name(args.first_stage))
     cmd, checkpoint, facts = train(args.first_stage, work_dir, args,
                                    fit_minutes=args.first_stage_minutes, val_interval=0)
     return dict(facts, config=args.first_stage, command=' '.join(cmd), checkpoint=checkpoint,
@@ -188,7 +192,7 @@ def test(config: str, checkpoint: str, work_dir: str):
 
 
 def train_and_test(config: str, args, first_stage=None) -> dict:
-    name = osp.splitext(osp.basename(config))[0]
+    name = config_name(config)
     work_dir = osp.join(args.work_root, name)
     commands, pretrain, cfg_options = [], None, []
     if first_stage is not None:
@@ -313,7 +317,7 @@ def first_stage_note(stage: dict, cols) -> str:
     scores = ', '.join(f'{label} {_metric(stage["metrics"], key):.3f}' for key, label in cols
                        if _metric(stage['metrics'], key) is not None)
     return (f'two-stage recipe: starts from the float stage-1 model '
-            f'`{osp.splitext(osp.basename(stage["config"]))[0]}` ({stage["iterations"]} '
+            f'`{config_name(stage["config"])}` ({stage["iterations"]} '
             f'iterations, {stage["minutes"]} min; {scores} before binarization)')
 
 
