@@ -81,9 +81,13 @@ def _fake_tools(monkeypatch, tmp_path, step_seconds=2.0):
                 json.dumps({'loss': 1.0, 'iter': i, 'time': step_seconds}) + '\n'
                 for i in range(10, iters + 1, 10)))
             (work_dir / 'last_checkpoint').write_text(str(work_dir / f'iter_{iters}.pth'))
-        else:
+        else:  # a checkpoint's VOC mAP is its iteration / 100, the final one 0.4
+            ckpt = cmd[3]
+            voc = 0.4 if 'checkpoint_scores' not in str(work_dir) \
+                else results_table.checkpoint_iteration(ckpt) / 100
+            work_dir.mkdir(parents=True, exist_ok=True)
             (work_dir / 'test_metrics.json').write_text(json.dumps(
-                {'coco/bbox_mAP': 0.2, 'pascal_voc/mAP': 0.4}))
+                {'coco/bbox_mAP': 0.2, 'pascal_voc/mAP': voc}))
     monkeypatch.setattr(results_table, 'run', fake_run)
     monkeypatch.setattr(results_table, 'task_of', lambda config: 'detection')
     return calls
@@ -107,3 +111,36 @@ def test_two_stage_row_starts_from_the_float_stage(monkeypatch, tmp_path):
     assert '| 3.0 (1.0 float stage 1 + 2.0) |' in md
     assert 'float stage-1 model `fp` (29 iterations, 1.0 min; COCO mAP 0.200, VOC mAP@0.5 0.400' \
         in md
+
+
+def test_kept_checkpoints_become_validation_points_in_minutes(monkeypatch, tmp_path):
+    calls = _fake_tools(monkeypatch, tmp_path)
+    args = results_table.parse_args([
+        'configs/b/bin.py', '--first-stage', 'configs/b/fp.py', '--first-stage-minutes', '1',
+        '--fit-minutes', '2', '--val-interval', '0', '--score-checkpoints'])
+    stage = results_table.train_first_stage(args)
+    row = results_table.train_and_test('configs/b/bin.py', args, stage)
+    for name, iters in (('fp', (10, 20, 29)), ('bin', (30, 58))):
+        for it in iters:  # what the checkpoint hook and the time budget keep
+            (tmp_path / args.work_root / name / f'iter_{it}.pth').write_bytes(b'')
+    n_calls = len(calls)
+    results_table.add_checkpoint_scores(row, args.work_root)
+    # every kept checkpoint but each stage's last (scored already), in its own folder
+    tested = [c[3] for c in calls[n_calls:]]
+    assert [t.rsplit('/', 2)[-2:] for t in tested] == [
+        ['fp', 'iter_10.pth'], ['fp', 'iter_20.pth'], ['bin', 'iter_30.pth']]
+    assert json.loads((tmp_path / args.work_root / 'bin' / 'test_metrics.json').read_text())[
+        'pascal_voc/mAP'] == 0.4
+    assert [(it, m['pascal_voc/mAP']) for it, m in stage['checkpoint_curve']] == [
+        (10, 0.1), (20, 0.2)]
+    assert [it for it, _ in row['checkpoint_curve']] == [30]
+    results_table.add_checkpoint_scores(row, args.work_root)  # nothing new: nothing rerun
+    assert len(calls) == n_calls + 3
+    # stage 2 is drawn after stage 1, iterations at each stage's own pace
+    _, vals = results_table.curve_points(dict(row, train_minutes=2.0), 2.0, 'pascal_voc/mAP',
+                                         offset=1.0)
+    assert vals == [(1.0 + 30 * 2.0 / 58, 0.3), (3.0, 0.4)]
+    results_table.render_curves([dict(row, first_stage=dict(stage, minutes=1.0),
+                                      train_minutes=2.0)], 'detection',
+                                str(tmp_path / 'curves.png'))
+    assert (tmp_path / 'curves.png').stat().st_size > 1000

@@ -1,16 +1,27 @@
 #!/usr/bin/env python
 """The main job: train, score and deploy a 1-bit detector on the built-in digits data.
 
-1. make the digits dataset if it is absent (``tools/make_digits_dataset.py``);
-2. train a Bi-Real-18 Faster R-CNN for a fixed iteration budget, capped by a wall-clock budget
-   (``TrainTimeBudgetHook``), with mmengine's progress/ETA log;
-3. evaluate it: COCO mAP and VOC mAP@0.5 on the validation split;
-4. export it to ONNX with every binary conv as one bit-packed ``bnn_tasks::BinaryConv2d`` node,
-   and the float twin for comparison (``tools/deploy.py``);
-5. evaluate the ONNX model in ONNX Runtime with the same pipeline and metrics;
-6. print both mAPs and both file sizes, and write them to ``WORK_DIR/summary.json``.
+It follows the two-stage recipe (docs/training.md), the best measured way to a binary detector
+here, and runs every step as one of the repository's own tools, printed before it runs, so
+each can be rerun alone:
 
-    python tools/main_job.py [--budget-minutes 25] [--max-iters 1000] [--work-dir DIR]
+1. make the digits dataset if it is absent (``tools/make_digits_dataset.py``);
+2. stage 1 (``tools/train.py``): the Bi-Real-18 Faster R-CNN with float weights and clip(-1, 1)
+   activations, for a fixed iteration budget capped by wall-clock minutes;
+3. stage 2 (``tools/train.py --cfg-options load_from=...``): binarize it (sign activations,
+   binary weights) and fine-tune, again iterations capped by minutes;
+4. score the binary detector: COCO mAP and VOC mAP@0.5 on the validation split
+   (``tools/test.py``);
+5. export it to ONNX with every binary conv as one bit-packed ``bnn_tasks::BinaryConv2d`` node,
+   and its float twin for comparison (``tools/deploy.py``);
+6. score the ONNX model in ONNX Runtime with the same pipeline and metrics
+   (``tools/test.py MODEL.onnx``);
+7. print both scores and both file sizes, and write them to ``WORK_DIR/summary.json``.
+
+    python tools/main_job.py [--first-stage-iters 600 --first-stage-minutes 10]
+                             [--max-iters 1000 --budget-minutes 18] [--work-dir DIR]
+
+``--first-stage-config none`` trains ``--config`` from scratch instead (one stage).
 """
 import argparse
 import json
@@ -21,104 +32,158 @@ import sys
 import time
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-DEFAULT_CONFIG = osp.join(REPO, 'configs/bireal/faster-rcnn_bireal18_fpn_digits.py')
+DEFAULT_DATA = osp.join(REPO, 'data/digits')
+FIRST_STAGE_CONFIG = osp.join(REPO, 'configs/bireal/faster-rcnn_bireal18-fp_fpn_digits.py')
+BINARY_CONFIG = osp.join(REPO, 'configs/bireal/faster-rcnn_bireal18_fpn_digits_2stage.py')
+EXIT_BAD_INPUT = 2
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--config', default=DEFAULT_CONFIG)
-    p.add_argument('--data', default='data/digits', help='digits dataset folder')
-    p.add_argument('--work-dir', default='work_dirs/main_job')
+    p.add_argument('--config', default=BINARY_CONFIG, help='the binary detector (stage 2)')
+    p.add_argument('--first-stage-config', default=FIRST_STAGE_CONFIG,
+                   help="float stage 1 whose weights stage 2 starts from; 'none': one stage, "
+                   'from scratch')
+    p.add_argument('--first-stage-iters', type=int, default=600)
+    p.add_argument('--first-stage-minutes', type=float, default=10.0,
+                   help='hard cap on stage 1 wall-clock training time')
     p.add_argument('--max-iters', type=int, default=1000,
-                   help='training iterations (the schedule is fitted to them)')
-    p.add_argument('--budget-minutes', type=float, default=25.0,
-                   help='hard cap on training wall-clock time (stops early, keeps a checkpoint)')
+                   help='stage 2 training iterations (the schedule is fitted to them)')
+    p.add_argument('--budget-minutes', type=float, default=18.0,
+                   help='hard cap on stage 2 wall-clock training time (stops early, keeps a '
+                   'checkpoint)')
+    p.add_argument('--data', default=DEFAULT_DATA, help='digits dataset folder')
+    p.add_argument('--work-dir', default=osp.join(REPO, 'work_dirs/main_job'))
     p.add_argument('--threads', type=int, default=2, help='ONNX Runtime intra-op threads')
-    return p.parse_args(argv)
+    p.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
+                   help='passed to every train/test/deploy step (keys must exist)')
+    args = p.parse_args(argv)
+    if args.first_stage_config.lower() == 'none':
+        args.first_stage_config = None
+    # the tools run in the repository: user paths (relative to the caller) are rebased there
+    for name in ('config', 'first_stage_config', 'data', 'work_dir'):
+        if getattr(args, name):
+            setattr(args, name, repo_path(getattr(args, name)))
+    return args
+
+
+def repo_path(path: str) -> str:
+    """``path`` relative to the repository when inside it (short printed commands)."""
+    path = osp.abspath(path)
+    rel = osp.relpath(path, REPO)
+    return path if rel.startswith('..') else rel
 
 
 def run(cmd):
+    """Run one tool; its own one-line error (exit code 2) ends the job with that code."""
     print('+', ' '.join(cmd), flush=True)
-    subprocess.run(cmd, check=True, cwd=REPO)
+    code = subprocess.run([sys.executable] + cmd[1:], cwd=REPO).returncode
+    if code:
+        raise SystemExit(code)
 
 
 def ensure_dataset(data_root: str):
-    if osp.exists(osp.join(data_root, 'annotations', 'instances_val.json')):
+    if osp.exists(osp.join(REPO, data_root, 'annotations', 'instances_val.json')):
         print(f'digits dataset found at {data_root}')
         return
-    run([sys.executable, 'tools/make_digits_dataset.py', '--out', osp.abspath(data_root)])
+    run(['python', 'tools/make_digits_dataset.py', '--out', data_root])
 
 
-def configure(cfg, args):
-    """Point the config at the data, fit the schedule to the budget, score with COCO + VOC."""
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        cfg[loader].dataset.data_root = args.data
-    cfg.work_dir = args.work_dir
-    from bnn_tasks.engine import add_time_budget, fit_schedule
-    # the test below scores the final weights: no validation inside training
-    fit_schedule(cfg, args.max_iters, val_interval=0)
-    add_time_budget(cfg, args.budget_minutes)
-    ann = osp.join(args.data, 'annotations', 'instances_val.json')
-    cfg.test_evaluator = [
-        dict(type='CocoMetric', ann_file=ann, metric='bbox'),
-        # VOC mAP@0.5 ('area' = all-point interpolated AP, as VOC2010+)
-        dict(type='VOCMetric', metric='mAP', iou_thrs=0.5, eval_mode='area')]
-    cfg.val_evaluator = cfg.test_evaluator
-    return cfg
+def data_options(data_root: str) -> list:
+    """``--cfg-options`` pointing a digits config at another dataset folder."""
+    if data_root == repo_path(DEFAULT_DATA):
+        return []
+    root = data_root.rstrip('/') + '/'
+    return [f'{split}_dataloader.dataset.data_root={root}' for split in ('train', 'val', 'test')] \
+        + [f'{evaluator}.0.ann_file={root}annotations/instances_val.json'
+           for evaluator in ('val_evaluator', 'test_evaluator')]
+
+
+def train_stage(config, work_dir, max_iters, minutes, options) -> tuple:
+    """Train one stage; returns (last checkpoint, iterations done, wall-clock minutes)."""
+    cmd = ['python', 'tools/train.py', config, '--work-dir', work_dir,
+           '--max-iters', str(max_iters), '--budget-minutes', str(minutes),
+           '--val-interval', '0']  # every stage is scored once, at its end
+    if options:
+        cmd += ['--cfg-options', *options]
+    t0 = time.time()
+    run(cmd)
+    elapsed = (time.time() - t0) / 60
+    with open(osp.join(REPO, work_dir, 'last_checkpoint')) as f:
+        checkpoint = repo_path(f.read().strip())
+    iterations = int(osp.splitext(osp.basename(checkpoint))[0].split('_')[-1])
+    return checkpoint, iterations, elapsed
+
+
+def test(config, checkpoint, work_dir, options, metrics_file, extra=()) -> dict:
+    cmd = ['python', 'tools/test.py', config, checkpoint, '--work-dir', work_dir, *extra]
+    if options:
+        cmd += ['--cfg-options', *options]
+    run(cmd)
+    with open(osp.join(REPO, work_dir, metrics_file)) as f:
+        metrics = json.load(f)
+    return dict(coco_mAP=metrics['coco/bbox_mAP'], voc_mAP50=metrics['pascal_voc/mAP'])
 
 
 def main(argv=None):
     args = parse_args(argv)
-    os.makedirs(args.work_dir, exist_ok=True)
+    for path in filter(None, (args.config, args.first_stage_config)):
+        if not osp.isfile(osp.join(REPO, path)):
+            print(f'error: config file {path!r} does not exist', file=sys.stderr)
+            return EXIT_BAD_INPUT
+    os.makedirs(osp.join(REPO, args.work_dir), exist_ok=True)
     ensure_dataset(args.data)
+    options = data_options(args.data) + list(args.cfg_options)
 
-    import bnn_tasks  # noqa: F401  (registries, stack fixes)
-    from mmengine.config import Config
-    from mmengine.runner import Runner
+    stages, load_from = [], []
+    if args.first_stage_config:
+        ckpt, iters, minutes = train_stage(
+            args.first_stage_config, osp.join(args.work_dir, 'stage1_float'),
+            args.first_stage_iters, args.first_stage_minutes, options)
+        stages.append(dict(config=args.first_stage_config, iterations=iters,
+                           train_minutes=round(minutes, 1), checkpoint=ckpt))
+        load_from = [f'load_from={ckpt}']
+    binary_dir = osp.join(args.work_dir, 'stage2_binary' if stages else 'binary')
+    ckpt, iters, minutes = train_stage(args.config, binary_dir, args.max_iters,
+                                       args.budget_minutes, options + load_from)
+    stages.append(dict(config=args.config, iterations=iters, train_minutes=round(minutes, 1),
+                       checkpoint=ckpt))
+    torch_scores = test(args.config, ckpt, binary_dir, options, 'test_metrics.json')
 
-    cfg = configure(Config.fromfile(args.config), args)
-    cfg.dump(osp.join(args.work_dir, 'main_job_config.py'))
-    runner = Runner.from_cfg(cfg)
-    t0 = time.time()
-    runner.train()
-    train_minutes = (time.time() - t0) / 60
-    torch_metrics = runner.test()
-    with open(osp.join(args.work_dir, 'last_checkpoint')) as f:
-        checkpoint = f.read().strip()
-
+    # the config exactly as trained (data root and other options included) drives the export
+    trained_config = osp.join(binary_dir, osp.basename(args.config))
     export_dir = osp.join(args.work_dir, 'onnx')
-    config_path = osp.join(args.work_dir, 'main_job_config.py')
-    run([sys.executable, 'tools/deploy.py', config_path, checkpoint, '--out', export_dir,
+    run(['python', 'tools/deploy.py', trained_config, ckpt, '--out', export_dir,
          '--name', 'detector'])
-    with open(osp.join(export_dir, 'detector.json')) as f:
+    with open(osp.join(REPO, export_dir, 'detector.json')) as f:
         exports = json.load(f)['exports']
-
-    from bnn_tasks.deploy.runtime import evaluate_onnx
-    onnx_metrics = evaluate_onnx(cfg, exports['binary']['path'], threads=args.threads)
+    onnx_scores = test(trained_config, exports['binary']['path'], export_dir, [],
+                       'test_metrics_onnx.json', extra=['--threads', str(args.threads)])
 
     summary = dict(
-        config=osp.relpath(args.config, REPO), iterations=runner.iter,
-        train_minutes=round(train_minutes, 1),
-        pytorch=dict(coco_mAP=torch_metrics['coco/bbox_mAP'],
-                     voc_mAP50=torch_metrics['pascal_voc/mAP']),
-        onnxruntime=dict(coco_mAP=onnx_metrics['coco/bbox_mAP'],
-                         voc_mAP50=onnx_metrics['pascal_voc/mAP']),
+        stages=stages, train_minutes=round(sum(s['train_minutes'] for s in stages), 1),
+        pytorch=torch_scores, onnxruntime=onnx_scores,
         file_size_bytes=dict(binary=exports['binary']['size_bytes'],
                              float=exports['float']['size_bytes']))
-    with open(osp.join(args.work_dir, 'summary.json'), 'w') as f:
+    with open(osp.join(REPO, args.work_dir, 'summary.json'), 'w') as f:
         json.dump(summary, f, indent=2)
+    print_summary(summary)
+    return 0
+
+
+def print_summary(summary: dict):
     mb = 1024 * 1024
     print('\n=== main job summary ===')
-    print(f'trained {summary["iterations"]} iterations in {summary["train_minutes"]} min '
-          f'({summary["config"]})')
-    print(f'{"":12s} {"COCO mAP":>9s} {"VOC mAP@0.5":>12s}')
+    for i, stage in enumerate(summary['stages'], 1):
+        print(f'stage {i}: {stage["iterations"]} iterations in {stage["train_minutes"]} min '
+              f'({stage["config"]})')
+    print(f'{"binary detector":28s} {"COCO mAP":>9s} {"VOC mAP@0.5":>12s}')
     for name in ('pytorch', 'onnxruntime'):
         m = summary[name]
-        print(f'{name:12s} {m["coco_mAP"]:9.4f} {m["voc_mAP50"]:12.4f}')
+        print(f'{name:28s} {m["coco_mAP"]:9.4f} {m["voc_mAP50"]:12.4f}')
     sizes = summary['file_size_bytes']
     print(f'ONNX file sizes: bit-packed {sizes["binary"] / mb:.2f} MiB, float '
           f'{sizes["float"] / mb:.2f} MiB ({sizes["float"] / sizes["binary"]:.1f}x)')
-    return 0
 
 
 if __name__ == '__main__':

@@ -81,6 +81,10 @@ def parse_args(argv=None):
     p.add_argument('--first-stage-minutes', type=float, default=None,
                    help='wall-clock budget of --first-stage (iterations fitted by a probe); '
                    'default: --max-iters/--budget-minutes')
+    p.add_argument('--score-checkpoints', action='store_true',
+                   help="also score every checkpoint a row's training kept (and its first "
+                   "stage's): validation points for the learning curve that cost no training "
+                   'time; with --render-only, fills them in for rows already in the table')
     p.add_argument('--work-root', default='work_dirs/results')
     p.add_argument('--out', default='docs/results', help='folder for results.json/md and png')
     p.add_argument('--render-only', action='store_true')
@@ -180,7 +184,8 @@ def train_first_stage(args) -> dict:
     cmd, checkpoint, facts = train(args.first_stage, work_dir, args,
                                    fit_minutes=args.first_stage_minutes, val_interval=0)
     return dict(facts, config=args.first_stage, command=' '.join(cmd), checkpoint=checkpoint,
-                metrics=test(args.first_stage, checkpoint, work_dir)[1])
+                metrics=test(args.first_stage, checkpoint, work_dir)[1],
+                train_curve=latest_scalars(osp.join(REPO, work_dir))[0])
 
 
 def test(config: str, checkpoint: str, work_dir: str):
@@ -189,6 +194,41 @@ def test(config: str, checkpoint: str, work_dir: str):
     run([sys.executable] + cmd[1:])
     with open(osp.join(REPO, work_dir, 'test_metrics.json')) as f:
         return cmd, json.load(f)
+
+
+def checkpoint_iteration(path: str) -> int:
+    return int(osp.splitext(osp.basename(path))[0].split('_')[-1])
+
+
+def score_checkpoints(config: str, work_dir: str, known=()) -> list:
+    """[(iteration, metrics)] of every ``iter_*.pth`` in ``work_dir`` not in ``known``.
+
+    Each is tested into its own folder, so the row's ``test_metrics.json`` stays untouched.
+    """
+    curve = []
+    for ckpt in sorted(glob.glob(osp.join(REPO, work_dir, 'iter_*.pth')),
+                       key=checkpoint_iteration):
+        it = checkpoint_iteration(ckpt)
+        if it in known:
+            continue
+        out = osp.join(work_dir, 'checkpoint_scores', f'iter_{it}')
+        curve.append((it, test(config, osp.relpath(ckpt, REPO), out)[1]))
+    return curve
+
+
+def add_checkpoint_scores(row: dict, work_root: str) -> None:
+    """Score the kept checkpoints of a row (and of its first stage) not scored yet."""
+    stages = [(row, row['config'])]
+    if row.get('first_stage'):
+        stages.insert(0, (row['first_stage'], row['first_stage']['config']))
+    for stage, config in stages:
+        work_dir = osp.join(work_root, config_name(config))
+        known = {it for it, _ in stage.get('checkpoint_curve', [])} | {stage['iterations']}
+        known |= {step for step, _ in stage.get('val_curve', [])}
+        stage['checkpoint_curve'] = sorted(stage.get('checkpoint_curve', []) +
+                                           score_checkpoints(config, work_dir, known))
+        if stage is not row and not stage.get('train_curve'):
+            stage['train_curve'] = latest_scalars(osp.join(REPO, work_dir))[0]
 
 
 def train_and_test(config: str, args, first_stage=None) -> dict:
@@ -321,29 +361,49 @@ def first_stage_note(stage: dict, cols) -> str:
             f'iterations, {stage["minutes"]} min; {scores} before binarization)')
 
 
+def curve_points(stage: dict, minutes: float, key: str, offset: float):
+    """(minute, loss) and (minute, metric) points of one training stage: iterations are mapped
+    to wall-clock minutes at the stage's mean pace, after ``offset`` minutes of earlier stages."""
+    pace = minutes / max(stage['iterations'], 1)
+    loss = [(offset + it * pace, v) for it, v in stage.get('train_curve') or []]
+    scored = list(stage.get('val_curve') or []) + list(stage.get('checkpoint_curve') or [])
+    scored.append((stage['iterations'], stage['metrics']))
+    vals = {(offset + it * pace, _metric(m, key)) for it, m in scored}
+    return loss, sorted((t, v) for t, v in vals if v is not None)
+
+
 def render_curves(rows, task: str, path: str):
+    """Training loss and validation metric against training minutes (rows at one wall-clock
+    budget compare at equal time); a first stage or pretraining comes first, dashed."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    task_rows = [r for r in rows if r['task'] == task]
+    task_rows = sorted((r for r in rows if r['task'] == task), key=table_order)
     if not task_rows:
         return
     key, label = METRICS[task][-1] if task == 'detection' else METRICS[task][0]
     fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(11, 4))
-    for r in task_rows:
-        if r['train_curve']:
-            it, loss = zip(*r['train_curve'])
-            ax_loss.plot(it, loss, label=r['name'])
-        pts = [(step, _metric(m, key)) for step, m in r['val_curve']]
-        pts = [(s, v) for s, v in pts if v is not None]
-        final = _metric(r['metrics'], key)
-        if final is not None:
-            pts.append((r['iterations'], final))
-        if pts:
-            s, v = zip(*sorted(set(pts)))
-            ax_val.plot(s, v, marker='o', label=r['name'])
-    ax_loss.set(xlabel='iteration', ylabel='training loss', title='training loss')
-    ax_val.set(xlabel='iteration', ylabel=label, title=f'validation {label}')
+    colors = plt.rcParams['axes.prop_cycle'].by_key()['color']
+    for i, r in enumerate(task_rows):
+        color = colors[i % len(colors)]  # one colour per row, for both its stages
+        offset = 0.0
+        if r.get('first_stage'):
+            fs = r['first_stage']
+            loss, vals = curve_points(fs, fs['minutes'], key, 0.0)
+            for ax, pts, marker in ((ax_loss, loss, None), (ax_val, vals, 'o')):
+                if pts:
+                    ax.plot(*zip(*pts), '--', marker=marker, color=color,
+                            label=f'{r["name"]}: float stage 1')
+            offset = fs['minutes']
+        elif r.get('pretrain'):
+            offset = r['pretrain']['minutes']  # pretraining has no detection/seg curve
+        loss, vals = curve_points(r, r['train_minutes'], key, offset)
+        for ax, pts, marker in ((ax_loss, loss, None), (ax_val, vals, 'o')):
+            if pts:
+                ax.plot(*zip(*pts), marker=marker, color=color, label=r['name'])
+    xlabel = 'training minutes (iterations at each stage\'s mean pace)'
+    ax_loss.set(xlabel=xlabel, ylabel='training loss', title='training loss')
+    ax_val.set(xlabel=xlabel, ylabel=label, title=f'validation {label}')
     for ax in (ax_loss, ax_val):
         ax.grid(alpha=0.3)
     ax_val.legend(fontsize=7)
@@ -371,9 +431,18 @@ def main(argv=None):
         for config in args.configs:
             config = osp.relpath(osp.abspath(config), REPO)
             row = train_and_test(config, args, first_stage)
+            if args.score_checkpoints:
+                add_checkpoint_scores(row, args.work_root)
             rows = [r for r in rows if r['config'] != config] + [row]
             with open(json_path, 'w') as f:  # after every row: a long batch keeps its progress
                 json.dump(rows, f, indent=1)
+    elif args.score_checkpoints:
+        wanted = {osp.relpath(osp.abspath(c), REPO) for c in args.configs}
+        for row in rows:
+            if not wanted or row['config'] in wanted:
+                add_checkpoint_scores(row, args.work_root)
+                with open(json_path, 'w') as f:
+                    json.dump(rows, f, indent=1)
     with open(osp.join(out_dir, 'results.md'), 'w') as f:
         f.write(render_markdown(rows))
     for task in METRICS:

@@ -34,6 +34,8 @@ def parse_args(argv=None):
     parser.add_argument('--show-dir', help='folder for images with drawn predictions')
     parser.add_argument('--backend', choices=['pytorch', 'onnxruntime'], default=None,
                         help='default: onnxruntime for .onnx checkpoints, else pytorch')
+    parser.add_argument('--threads', type=int, default=1,
+                        help='ONNX Runtime intra-op threads (onnxruntime backend)')
     add_common_args(parser)
     return parser.parse_args(argv)
 
