@@ -117,9 +117,12 @@ def test_kept_checkpoints_become_validation_points_in_minutes(monkeypatch, tmp_p
     calls = _fake_tools(monkeypatch, tmp_path)
     args = results_table.parse_args([
         'configs/b/bin.py', '--first-stage', 'configs/b/fp.py', '--first-stage-minutes', '1',
-        '--fit-minutes', '2', '--val-interval', '0', '--score-checkpoints'])
+        '--fit-minutes', '2', '--val-interval', '0', '--score-checkpoints', '3'])
     stage = results_table.train_first_stage(args)
     row = results_table.train_and_test('configs/b/bin.py', args, stage)
+    train = calls[-2]  # 58 iterations: a checkpoint every 20, the last 3 (+1) kept
+    assert train[-2:] == ['default_hooks.checkpoint.interval=20',
+                          'default_hooks.checkpoint.max_keep_ckpts=4']
     for name, iters in (('fp', (10, 20, 29)), ('bin', (30, 58))):
         for it in iters:  # what the checkpoint hook and the time budget keep
             (tmp_path / args.work_root / name / f'iter_{it}.pth').write_bytes(b'')

@@ -81,10 +81,11 @@ def parse_args(argv=None):
     p.add_argument('--first-stage-minutes', type=float, default=None,
                    help='wall-clock budget of --first-stage (iterations fitted by a probe); '
                    'default: --max-iters/--budget-minutes')
-    p.add_argument('--score-checkpoints', action='store_true',
-                   help="also score every checkpoint a row's training kept (and its first "
-                   "stage's): validation points for the learning curve that cost no training "
-                   'time; with --render-only, fills them in for rows already in the table')
+    p.add_argument('--score-checkpoints', type=int, default=0, metavar='N',
+                   help='keep N evenly spaced checkpoints of each training run (first stage '
+                   'included) and score them: validation points for the learning curve that '
+                   'cost no training time; with --render-only, score what the rows already in '
+                   'the table kept')
     p.add_argument('--work-root', default='work_dirs/results')
     p.add_argument('--out', default='docs/results', help='folder for results.json/md and png')
     p.add_argument('--render-only', action='store_true')
@@ -164,6 +165,8 @@ def train(config: str, work_dir: str, args, fit_minutes=None, val_interval=None,
            '--max-iters', str(max_iters), '--budget-minutes', str(budget_minutes)]
     if val_interval is not None:
         cmd += ['--val-interval', str(val_interval)]
+    if args.score_checkpoints:
+        cfg_options = list(cfg_options) + checkpoint_options(max_iters, args.score_checkpoints)
     if cfg_options:
         cmd += ['--cfg-options', *cfg_options]
     t0 = time.time()
@@ -194,6 +197,13 @@ def test(config: str, checkpoint: str, work_dir: str):
     run([sys.executable] + cmd[1:])
     with open(osp.join(REPO, work_dir, 'test_metrics.json')) as f:
         return cmd, json.load(f)
+
+
+def checkpoint_options(max_iters: int, count: int) -> list:
+    """``--cfg-options`` that keep ``count`` evenly spaced checkpoints of a run (one more is
+    kept for a time-budget stop)."""
+    return [f'default_hooks.checkpoint.interval={-(-max_iters // count)}',
+            f'default_hooks.checkpoint.max_keep_ckpts={count + 1}']
 
 
 def checkpoint_iteration(path: str) -> int:
