@@ -82,3 +82,26 @@ def test_pretrain_without_data_names_the_root(tmp_path, capsys):
         SEG_PT, '--minutes', '1', '--data-root', str(tmp_path / 'nope'), '--out',
         str(tmp_path / 'x.pth')])
     assert code == 2 and 'nope' in capsys.readouterr().err
+
+
+def test_pretraining_runs_the_backbone_at_the_full_lr():
+    """The *_pretrained configs slow the backbone down for fine-tuning; pretraining must not."""
+    from mmengine.optim import build_optim_wrapper
+
+    from bnn_tasks.engine.backbone_pretrain import (BackboneClassifier, build_backbone,
+                                                    pretraining_optim_wrapper)
+    cfg = Config.fromfile(SEG_PT)
+    assert cfg.optim_wrapper.paramwise_cfg.custom_keys['backbone']['lr_mult'] == 0.1
+    model = BackboneClassifier(build_backbone(cfg), 10, probe_size=32)
+    optim = build_optim_wrapper(model, pretraining_optim_wrapper(cfg)).optimizer
+    base_lr = cfg.optim_wrapper.optimizer.lr
+    names = {id(p): n for n, p in model.named_parameters()}
+    decay = {}
+    for group in optim.param_groups:
+        assert group['lr'] == base_lr
+        for p in group['params']:
+            decay[names[id(p)]] = group['weight_decay']
+    # the latent binary weights still get no weight decay
+    binary = [n for n in decay if '.unit1.conv.' in n]
+    assert binary and all(decay[n] == 0.0 for n in binary)
+    assert cfg.optim_wrapper.paramwise_cfg.custom_keys['backbone']['lr_mult'] == 0.1  # untouched

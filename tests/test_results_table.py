@@ -1,7 +1,8 @@
 """tools/results_table.py: rows come from real files of a run; the table shows them verbatim."""
 import json
+import os.path as osp
 
-from conftest import load_tool
+from conftest import REPO, load_tool
 
 results_table = load_tool('results_table')
 
@@ -90,6 +91,7 @@ def _fake_tools(monkeypatch, tmp_path, step_seconds=2.0):
                 {'coco/bbox_mAP': 0.2, 'pascal_voc/mAP': voc}))
     monkeypatch.setattr(results_table, 'run', fake_run)
     monkeypatch.setattr(results_table, 'task_of', lambda config: 'detection')
+    monkeypatch.setattr(results_table, 'probe_log_options', lambda config: [])
     return calls
 
 
@@ -147,3 +149,18 @@ def test_kept_checkpoints_become_validation_points_in_minutes(monkeypatch, tmp_p
                                       train_minutes=2.0)], 'detection',
                                 str(tmp_path / 'curves.png'))
     assert (tmp_path / 'curves.png').stat().st_size > 1000
+
+
+def test_probe_logging_options_exist_in_detection_and_segmentation_configs():
+    """The probe's --cfg-options must name keys each config has (tools/train.py rejects others)."""
+    det = results_table.probe_log_options('configs/bireal/faster-rcnn_bireal18_fpn_digits.py')
+    seg = results_table.probe_log_options('configs/group_net/fcn_groupnet18-d8_digits.py')
+    assert det == ['default_hooks.logger.interval=10', 'log_processor.window_size=10']
+    assert seg == ['default_hooks.logger.interval=10']  # mmengine's default window: 10
+    from mmengine.config import Config
+    train_tool = load_tool('train')
+    for config, options in (('configs/bireal/faster-rcnn_bireal18_fpn_digits.py', det),
+                            ('configs/group_net/fcn_groupnet18-d8_digits.py', seg)):
+        cfg = Config.fromfile(osp.join(REPO, config), import_custom_modules=False)
+        parsed = dict(o.split('=', 1) for o in options)
+        train_tool.check_cfg_options(cfg, parsed, config)  # raises on a missing key

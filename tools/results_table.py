@@ -123,6 +123,17 @@ def latest_scalars(work_dir: str):
     return train, val
 
 
+def probe_log_options(config: str) -> list:
+    """Log every 10 iterations, each logged time the mean of those 10 (mmengine's default
+    window is 10; a config that sets its own window gets it overridden)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(REPO, config), import_custom_modules=False)
+    options = ['default_hooks.logger.interval=10']
+    if 'window_size' in (cfg.get('log_processor') or {}):
+        options.append('log_processor.window_size=10')
+    return options
+
+
 def seconds_per_iteration(config: str, work_dir: str, probe_iters: int,
                           cfg_options=()) -> float:
     """Mean training step time of ``config`` here, from a short run logged every 10 iterations.
@@ -135,8 +146,7 @@ def seconds_per_iteration(config: str, work_dir: str, probe_iters: int,
     shutil.rmtree(osp.join(REPO, work_dir), ignore_errors=True)
     run([sys.executable, 'tools/train.py', config, '--work-dir', work_dir,
          '--max-iters', str(probe_iters), '--val-interval', '0',
-         '--cfg-options', *cfg_options, 'default_hooks.logger.interval=10',
-         'log_processor.window_size=10'])
+         '--cfg-options', *cfg_options, *probe_log_options(config)])
     with open(glob.glob(osp.join(REPO, work_dir, '*', 'vis_data', 'scalars.json'))[0]) as f:
         times = [rec['time'] for rec in map(json.loads, f) if 'time' in rec and 'loss' in rec]
     if len(times) < 2:

@@ -94,6 +94,24 @@ def evaluate(model: nn.Module, crops, normalize, batch_size: int = 256) -> float
     return 100.0 * correct / len(crops)
 
 
+def pretraining_optim_wrapper(cfg) -> dict:
+    """``cfg.optim_wrapper`` without the ``lr_mult`` of its paramwise ``custom_keys``.
+
+    A ``*_pretrained`` config slows its ``backbone`` down for fine-tuning (lr_mult 0.1);
+    pretraining is the backbone's own training and must run at the full rate. Decay
+    multipliers stay: no weight decay on latent binary weights holds in both runs.
+    """
+    wrapper = copy.deepcopy(cfg.optim_wrapper)
+    custom_keys = (wrapper.get('paramwise_cfg') or {}).get('custom_keys') or {}
+    for key, options in list(custom_keys.items()):
+        options = {k: v for k, v in options.items() if k != 'lr_mult'}
+        if options:
+            custom_keys[key] = options
+        else:
+            del custom_keys[key]
+    return wrapper
+
+
 def pretrain_backbone(cfg, train_crops, val_crops, out: str, minutes: Optional[float] = None,
                       max_iters: Optional[int] = None, batch_size: int = 64, seed: int = 0,
                       log_interval: int = 20, logger: Optional[logging.Logger] = None) -> dict:
@@ -103,7 +121,8 @@ def pretrain_backbone(cfg, train_crops, val_crops, out: str, minutes: Optional[f
     most ``max_iters``); with ``max_iters`` alone it is exactly that many iterations.
 
     The optimizer is the config's own ``optim_wrapper`` (the binary recipe: AdamW, no decay on
-    latent binary weights, gradient clipping). Returns a summary with the validation accuracy.
+    latent binary weights, gradient clipping) without its lr multipliers
+    (``pretraining_optim_wrapper``). Returns a summary with the validation accuracy.
     """
     from mmengine.optim import build_optim_wrapper
     log = logger or logging.getLogger(__name__)
@@ -116,7 +135,7 @@ def pretrain_backbone(cfg, train_crops, val_crops, out: str, minutes: Optional[f
     model = BackboneClassifier(build_backbone(cfg), len(train_crops.classes),
                                probe_size=train_crops.crop_size)
     model.train()
-    optim = build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
+    optim = build_optim_wrapper(model, pretraining_optim_wrapper(cfg))
     base_lrs = [g['lr'] for g in optim.optimizer.param_groups]
     normalize = _Normalizer(cfg)
     loss_fn = nn.CrossEntropyLoss()
