@@ -120,6 +120,9 @@ def test_kept_checkpoints_become_validation_points_in_minutes(monkeypatch, tmp_p
     args = results_table.parse_args([
         'configs/b/bin.py', '--first-stage', 'configs/b/fp.py', '--first-stage-minutes', '1',
         '--fit-minutes', '2', '--val-interval', '0', '--score-checkpoints', '3'])
+    stale = tmp_path / args.work_root / 'bin' / 'iter_40.pth'  # left by an earlier run
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b'')
     stage = results_table.train_first_stage(args)
     row = results_table.train_and_test('configs/b/bin.py', args, stage)
     train = calls[-2]  # 58 iterations: a checkpoint every 20, the last 3 (+1) kept

@@ -179,6 +179,9 @@ def train(config: str, work_dir: str, args, fit_minutes=None, val_interval=None,
         cfg_options = list(cfg_options) + checkpoint_options(max_iters, args.score_checkpoints)
     if cfg_options:
         cmd += ['--cfg-options', *cfg_options]
+    # a fresh folder: a stale last_checkpoint or iter_*.pth of an earlier run must not be
+    # mistaken for this run's (its score, its learning-curve points)
+    shutil.rmtree(osp.join(REPO, work_dir), ignore_errors=True)
     t0 = time.time()
     run([sys.executable] + cmd[1:])
     minutes = (time.time() - t0) / 60
