@@ -152,6 +152,11 @@ def test_kept_checkpoints_become_validation_points_in_minutes(monkeypatch, tmp_p
                                       train_minutes=2.0)], 'detection',
                                 str(tmp_path / 'curves.png'))
     assert (tmp_path / 'curves.png').stat().st_size > 1000
+    # after a json round trip (points become lists) a new checkpoint still joins in order
+    row = json.loads(json.dumps(row))
+    (tmp_path / args.work_root / 'bin' / 'iter_45.pth').write_bytes(b'')
+    results_table.add_checkpoint_scores(row, args.work_root)
+    assert [it for it, _ in row['checkpoint_curve']] == [30, 45]
 
 
 def test_probe_logging_options_exist_in_detection_and_segmentation_configs():

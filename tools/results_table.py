@@ -25,6 +25,9 @@ fitted to them, so a slow backbone is not cut off at a high learning rate.
     python tools/results_table.py configs/*/faster-rcnn_*_digits.py --fit-minutes 10 \
         --val-interval 0
 
+``--score-checkpoints N`` keeps N evenly spaced checkpoints per run and scores them afterwards:
+learning-curve points that cost no training time (``--render-only`` scores existing rows').
+
 ``--first-stage FLOAT_CONFIG`` runs the two-stage recipe: the float model of the same
 architecture is trained (and scored) first, then each row starts from its last checkpoint
 through ``--cfg-options load_from=...``; the row's minutes include both stages.
@@ -248,8 +251,10 @@ def add_checkpoint_scores(row: dict, work_root: str) -> None:
         work_dir = osp.join(work_root, config_name(config))
         known = {it for it, _ in stage.get('checkpoint_curve', [])} | {stage['iterations']}
         known |= {step for step, _ in stage.get('val_curve', [])}
+        # json gives [it, metrics] lists, new points are tuples: order by iteration only
         stage['checkpoint_curve'] = sorted(stage.get('checkpoint_curve', []) +
-                                           score_checkpoints(config, work_dir, known))
+                                           score_checkpoints(config, work_dir, known),
+                                           key=lambda point: point[0])
         if stage is not row and not stage.get('train_curve'):
             stage['train_curve'] = latest_scalars(osp.join(REPO, work_dir))[0]
 
@@ -397,7 +402,8 @@ def curve_points(stage: dict, minutes: float, key: str, offset: float):
 
 def render_curves(rows, task: str, path: str):
     """Training loss and validation metric against training minutes (rows at one wall-clock
-    budget compare at equal time); a first stage or pretraining comes first, dashed."""
+    budget compare at equal time). A first stage is drawn dashed before its binary stage;
+    pretraining has no such curve and only shifts the row right by its minutes."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
