@@ -103,7 +103,7 @@ def train_stage(config, work_dir, max_iters, minutes, options) -> tuple:
     """Train one stage; returns (last checkpoint, iterations done, wall-clock minutes)."""
     cmd = ['python', 'tools/train.py', config, '--work-dir', work_dir,
            '--max-iters', str(max_iters), '--budget-minutes', str(minutes),
-           '--val-interval', '0']  # every stage is scored once, at its end
+           '--val-interval', '0']  # the binary detector is scored once, after training
     if options:
         cmd += ['--cfg-options', *options]
     t0 = time.time()
