@@ -190,7 +190,7 @@ def train(config: str, work_dir: str, args, fit_minutes=None, val_interval=None,
     minutes = (time.time() - t0) / 60
     with open(osp.join(REPO, work_dir, 'last_checkpoint')) as f:
         checkpoint = osp.relpath(f.read().strip(), REPO)
-    iters = int(osp.basename(checkpoint).split('_')[-1].split('.')[0])
+    iters = checkpoint_iteration(checkpoint)
     return cmd, checkpoint, dict(iterations=iters, max_iters=max_iters,
                                  budget_minutes=budget_minutes, probe=probe,
                                  minutes=round(minutes, 1))
