@@ -65,9 +65,10 @@ def test_time_budget_is_turned_into_iterations_and_shown():
     assert '| `det_b` | 40 (50), 1.23 s/it | 0.9 |' in results_table.render_markdown([row])
 
 
-def _fake_tools(monkeypatch, tmp_path, step_seconds=2.0):
+def _fake_tools(monkeypatch, tmp_path, step_seconds=2.0, refit_by=0):
     """Stand in for tools/train.py and tools/test.py: record each command and write the files
-    the real ones leave behind (logged step times, last_checkpoint, test_metrics.json)."""
+    the real ones leave behind (logged step times, last_checkpoint, test_metrics.json; with
+    ``refit_by`` a --refit-to-budget run re-fits itself to that many more iterations)."""
     calls = []
     monkeypatch.setattr(results_table, 'REPO', str(tmp_path))
 
@@ -76,6 +77,12 @@ def _fake_tools(monkeypatch, tmp_path, step_seconds=2.0):
         tool, work_dir = cmd[1], tmp_path / cmd[cmd.index('--work-dir') + 1]
         if tool == 'tools/train.py':
             iters = int(cmd[cmd.index('--max-iters') + 1])
+            if refit_by and '--refit-to-budget' in cmd:
+                work_dir.mkdir(parents=True, exist_ok=True)
+                (work_dir / 'time_budget.json').write_text(json.dumps({'refits': [dict(
+                    at_iteration=6, seconds_per_iter=1.5, old_max_iters=iters,
+                    new_max_iters=iters + refit_by)]}))
+                iters += refit_by
             vis = work_dir / '20260101_000000' / 'vis_data'
             vis.mkdir(parents=True, exist_ok=True)
             (vis / 'scalars.json').write_text(''.join(
@@ -113,6 +120,18 @@ def test_two_stage_row_starts_from_the_float_stage(monkeypatch, tmp_path):
     assert '| 3.0 (1.0 float stage 1 + 2.0) |' in md
     assert 'float stage-1 model `fp` (29 iterations, 1.0 min; COCO mAP 0.200, VOC mAP@0.5 0.400' \
         in md
+
+
+def test_fitted_rows_refit_themselves_and_show_their_own_step_time(monkeypatch, tmp_path):
+    calls = _fake_tools(monkeypatch, tmp_path, refit_by=20)
+    args = results_table.parse_args(['configs/b/bin.py', '--fit-minutes', '2',
+                                     '--val-interval', '0'])
+    row = results_table.train_and_test('configs/b/bin.py', args, None)
+    probe, train = calls[0], calls[1]
+    assert '--refit-to-budget' not in probe and '--refit-to-budget' in train
+    # the probe guessed 58 iterations; the run re-fitted itself to 78 and trained them
+    assert row['iterations'] == row['max_iters'] == 78
+    assert '| `bin` | 78 (78), 1.50 s/it |' in results_table.render_markdown([row])
 
 
 def test_kept_checkpoints_become_validation_points_in_minutes(monkeypatch, tmp_path):

@@ -104,13 +104,17 @@ def test_dist_train_two_gloo_processes(tiny_digits, tmp_path):
         'default_hooks.checkpoint.interval': 2, 'train_dataloader.batch_size': 1})
     env = tool_env()
     env.update(PORT=str(_free_port()), PYTHON=PYTHON)
+    # with a time budget that re-fits the schedule: both processes must take its decisions
+    # from one clock (rank 0's, broadcast every iteration) or they would hang
     run = subprocess.run(['bash', osp.join(REPO, 'tools', 'dist_train.sh'), DET_FP, '2',
-                          '--work-dir', str(tmp_path), '--cfg-options'] + options_to_cli(opts),
+                          '--work-dir', str(tmp_path), '--budget-minutes', '10',
+                          '--refit-to-budget', '--cfg-options'] + options_to_cli(opts),
                          capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     log = run.stdout + run.stderr
     assert "'backend': 'gloo'" in log and 'Distributed training: True' in log
     assert osp.isfile(tmp_path / 'iter_2.pth')
+    assert osp.isfile(tmp_path / 'time_budget.json')  # written by rank 0
 
 
 def test_killed_run_resumes_from_last_checkpoint(tiny_digits, tmp_path):
@@ -186,6 +190,11 @@ def test_unknown_cfg_option_key_is_named(capsys):
     assert code == 2 and "'model.backbone.dept'" in err
     code, err = run_inproc('train', [DET, '--cfg-options', 'optim_wraper.lr=1'], capsys)
     assert code == 2 and "'optim_wraper'" in err
+
+
+def test_refit_to_budget_needs_a_budget(capsys):
+    code, err = run_inproc('train', [DET, '--refit-to-budget'], capsys)
+    assert code == 2 and '--refit-to-budget needs --budget-minutes' in err
 
 
 def test_truncated_checkpoint_is_refused(trained, tiny_digits, tmp_path, capsys):

@@ -20,7 +20,10 @@ gets that command first with ``--pretrain-minutes``; its time is part of the row
 ``--fit-minutes M`` gives every row the same wall-clock budget instead of the same iteration
 count: a short probe run times the config's step on this machine, and the row then trains the
 number of iterations that fit in M minutes, with the whole schedule (warm-up, cosine to zero)
-fitted to them, so a slow backbone is not cut off at a high learning rate.
+fitted to them, so a slow backbone is not cut off at a high learning rate. The probe is only
+the first guess (a short probe missed the step by up to 25 %): the run re-times its own steps
+at 10 % and 50 % of the budget and re-fits the rest of its schedule (``tools/train.py
+--refit-to-budget``), so it ends with the budget and with its decay complete.
 
     python tools/results_table.py configs/*/faster-rcnn_*_digits.py --fit-minutes 10 \
         --val-interval 0
@@ -176,6 +179,8 @@ def train(config: str, work_dir: str, args, fit_minutes=None, val_interval=None,
         probe = dict(seconds_per_iter=round(step, 3), probe_iters=args.probe_iters)
     cmd = ['python', 'tools/train.py', config, '--work-dir', work_dir,
            '--max-iters', str(max_iters), '--budget-minutes', str(budget_minutes)]
+    if fit_minutes:  # the probe's guess is corrected once the run has timed its own steps
+        cmd.append('--refit-to-budget')
     if val_interval is not None:
         cmd += ['--val-interval', str(val_interval)]
     if args.score_checkpoints:
@@ -191,8 +196,15 @@ def train(config: str, work_dir: str, args, fit_minutes=None, val_interval=None,
     with open(osp.join(REPO, work_dir, 'last_checkpoint')) as f:
         checkpoint = osp.relpath(f.read().strip(), REPO)
     iters = checkpoint_iteration(checkpoint)
+    refits = []
+    refit_record = osp.join(REPO, work_dir, 'time_budget.json')
+    if osp.isfile(refit_record):  # written by the time-budget hook when it re-fitted
+        with open(refit_record) as f:
+            refits = json.load(f)['refits']
+        if refits:
+            max_iters = refits[-1]['new_max_iters']
     return cmd, checkpoint, dict(iterations=iters, max_iters=max_iters,
-                                 budget_minutes=budget_minutes, probe=probe,
+                                 budget_minutes=budget_minutes, probe=probe, refits=refits,
                                  minutes=round(minutes, 1))
 
 
@@ -290,7 +302,8 @@ def train_and_test(config: str, args, first_stage=None) -> dict:
     train_curve, val_curve = latest_scalars(osp.join(REPO, work_dir))
     return dict(config=config, name=name, task=task_of(config), iterations=facts['iterations'],
                 max_iters=facts['max_iters'], budget_minutes=facts['budget_minutes'],
-                probe=facts['probe'], train_minutes=facts['minutes'], pretrain=pretrain,
+                probe=facts['probe'], refits=facts.get('refits') or [],
+                train_minutes=facts['minutes'], pretrain=pretrain,
                 first_stage=first_stage, metrics=metrics,
                 commands=commands + [' '.join(train_cmd), ' '.join(test_cmd)],
                 train_curve=train_curve, val_curve=val_curve,
@@ -364,7 +377,9 @@ def render_markdown(rows) -> str:
                 minutes = (f'{round(fs["minutes"] + r["train_minutes"], 1)} ({fs["minutes"]} '
                            f'float stage 1 + {r["train_minutes"]})')
             iters = f'{r["iterations"]} ({r["max_iters"]})'
-            if r.get('probe'):  # iterations fitted to a time budget: say at what step time
+            if r.get('refits'):  # re-fitted to the budget by the run: its own step time
+                iters += f', {r["refits"][-1]["seconds_per_iter"]:.2f} s/it'
+            elif r.get('probe'):  # iterations fitted to a time budget: at the probe's step time
                 iters += f', {r["probe"]["seconds_per_iter"]:.2f} s/it'
             out.append(f'| `{r["name"]}` | {iters} | '
                        f'{minutes} | ' + ' | '.join(vals)

@@ -5,6 +5,7 @@
     python tools/train.py CONFIG --work-dir work_dirs/x --resume          # last checkpoint
     python tools/train.py CONFIG --resume work_dirs/x/iter_500.pth        # a given one
     python tools/train.py CONFIG --max-iters 1000 --budget-minutes 25     # budgeted run
+    python tools/train.py CONFIG --max-iters 1000 --budget-minutes 25 --refit-to-budget
     bash tools/dist_train.sh CONFIG 2                                     # 2 processes, gloo
 
 The task is read from the config's ``default_scope`` (``mmdet`` or ``mmseg``). Bad input
@@ -197,12 +198,19 @@ def parse_args(argv=None):
     parser.add_argument('--budget-minutes', type=float,
                         help='stop after this much wall-clock training time; the last '
                         'iteration is checkpointed')
+    parser.add_argument('--refit-to-budget', action='store_true',
+                        help='with --budget-minutes: once the step time is measured (at 10%% '
+                        'and 50%% of the budget), stretch or shrink the rest of the schedule '
+                        'so that it ends with the budget (--max-iters is then only the first '
+                        'guess)')
     add_common_args(parser)
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.refit_to_budget and args.budget_minutes is None:
+        raise ToolError('--refit-to-budget needs --budget-minutes')
     cfg = load_config(args)
     from bnn_tasks.datasets.preflight import check_data
     check_data(cfg, splits=('train', ) if args.no_validate else ('train', 'val'))
@@ -222,7 +230,7 @@ def main(argv=None):
     if args.budget_minutes is not None:
         from bnn_tasks.engine import add_time_budget
         try:
-            add_time_budget(cfg, args.budget_minutes)
+            add_time_budget(cfg, args.budget_minutes, refit=args.refit_to_budget)
         except ValueError as e:
             raise ToolError(f'--budget-minutes: {e}') from None
     if args.auto_scale_lr:

@@ -70,10 +70,20 @@ def fit_schedule(cfg, max_iters: int, val_interval: Optional[int] = None):
     return cfg
 
 
-def add_time_budget(cfg, budget_minutes: float):
-    """Stop training after ``budget_minutes`` (a checkpoint of the last iteration is kept)."""
+def add_time_budget(cfg, budget_minutes: float, refit: bool = False):
+    """Stop training after ``budget_minutes`` (a checkpoint of the last iteration is kept).
+
+    With ``refit`` the rest of the schedule is also re-fitted to the budget once the step time
+    is measured (iteration-based configs only).
+    """
     if budget_minutes <= 0:
         raise ValueError(f'budget_minutes must be > 0, got {budget_minutes}')
+    if refit and not _iteration_based(cfg):
+        raise ValueError('re-fitting the schedule to a budget needs an iteration-based config '
+                         f'(IterBasedTrainLoop); train_cfg is {dict(cfg.get("train_cfg") or {})}')
     hooks = [h for h in cfg.get('custom_hooks', []) if h.get('type') != 'TrainTimeBudgetHook']
-    cfg.custom_hooks = hooks + [dict(type='TrainTimeBudgetHook', budget_minutes=budget_minutes)]
+    hook = dict(type='TrainTimeBudgetHook', budget_minutes=budget_minutes)
+    if refit:
+        hook['refit'] = True
+    cfg.custom_hooks = hooks + [hook]
     return cfg
