@@ -48,3 +48,17 @@ def test_layer_lists_match_the_networks():
     fcn = benchmark.dilated_fcn_layers(512)
     assert sum(l.count for l in fcn) == 16
     assert {l.dilation: l.out_size for l in fcn if l.dilation > 1} == {2: 64, 4: 64}
+
+
+def test_ceiling_shapes_are_compute_bound_and_exact_size():
+    benchmark = load_tool('benchmark')
+    ceiling = benchmark.ceiling_layers()
+    assert [l.out_size for l in ceiling] == [16, 16, 16]
+    # >= 512 input channels: >= 72 64-bit words per output pixel in the GEMM
+    assert min(l.in_channels * l.kernel ** 2 for l in ceiling) // 64 >= 72
+    summary = benchmark.summarize(
+        [dict(model='ceiling', name=l.name, impl=impl, threads=1, macs=l.macs, median_s=t,
+              speedup_vs_float=sp, cpu_speedup_vs_float=sp)
+         for l in ceiling for impl, t, sp in (('ort_float_conv', 1.0, 1.0),
+                                              ('binary_avx2', 0.25, 4.0))], ['avx2'])
+    assert summary['ceiling_median_speedup_avx2_1t'] == 4.0

@@ -90,6 +90,13 @@ def dilated_fcn_layers(input_size: int = 512) -> List[ConvLayer]:
                                   (1, 1, 2, 4))
 
 
+def ceiling_layers() -> List[ConvLayer]:
+    """Compute-bound shapes (many input channels, small maps): packing, im2col and epilogue
+    are a few percent, so the speedup here is about the highest the GEMM can give over ONNX
+    Runtime's float Conv on this CPU: the ceiling for the network layers above."""
+    return [ConvLayer('ceiling', f'{c}->512 @16', c, 512, 16, 1, 1, 1) for c in (512, 1024, 2048)]
+
+
 def quick_layers() -> List[ConvLayer]:
     return [ConvLayer('quick', 'small 64->64', 64, 64, 16, 1, 1, 1),
             ConvLayer('quick', 'small 128->128 d2', 128, 128, 8, 1, 2, 1)]
@@ -320,6 +327,10 @@ def summarize(records: List[dict], variants: Sequence[str]) -> dict:
                if r['impl'] == f'binary_{variant}' and r['threads'] == 1]
         if cpu:  # the same, from CPU time: robust against other processes on the machine
             out[f'bireal18_median_speedup_{variant}_1t_cputime'] = statistics.median(cpu)
+        ceiling = [r['speedup_vs_float'] for r in records if r['model'] == 'ceiling'
+                   and r['impl'] == f'binary_{variant}' and r['threads'] == 1]
+        if ceiling:
+            out[f'ceiling_median_speedup_{variant}_1t'] = statistics.median(ceiling)
     # 2-thread scaling: median over each model's largest layers (by MACs) of t(1) / t(2).
     for model in sorted({r['model'] for r in records}):
         rows = [r for r in records if r['model'] == model]
@@ -428,7 +439,9 @@ def main(argv=None):
                         help=f'kernel variants (default: all this CPU supports of '
                              f'{library.KERNEL_VARIANTS})')
     parser.add_argument('--models', nargs='+', default=['bireal18', 'fcn'],
-                        choices=['bireal18', 'fcn'], help='layer sets to time')
+                        choices=['bireal18', 'fcn', 'ceiling'],
+                        help='layer sets to time (ceiling: compute-bound shapes that show the '
+                             'highest speedup the GEMM can give on this CPU)')
     parser.add_argument('--min-time', type=float, default=0.5, help='seconds per measurement')
     parser.add_argument('--min-runs', type=int, default=5)
     parser.add_argument('--max-runs', type=int, default=50)
@@ -454,6 +467,8 @@ def main(argv=None):
             layers += bireal18_layers(640)
         if 'fcn' in args.models:
             layers += dilated_fcn_layers(512)
+        if 'ceiling' in args.models:
+            layers += ceiling_layers()
         timing = dict(min_time=args.min_time, min_runs=args.min_runs, max_runs=args.max_runs)
 
     records = []
