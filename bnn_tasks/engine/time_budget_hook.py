@@ -37,9 +37,8 @@ class TrainTimeBudgetHook(Hook):
             time is measured.
         refit_at: fractions of the budget (or of the planned iterations, whichever comes
             first: a guess far too short would end before) at which to re-fit; each uses the
-            mean step time
-            since the previous measurement point (the first iteration is never timed: it
-            includes start-up work).
+            mean step time since the previous measurement point (the first iteration is never
+            timed: it includes start-up work).
         min_timed_iters: a re-fit waits until this many iterations have been timed.
     """
     priority = 'VERY_LOW'  # after the optimizer step and the regular checkpoint hook
