@@ -1,15 +1,13 @@
 """Re-fitting a running schedule to a new length (TrainTimeBudgetHook(refit=True))."""
 import json
 import os.path as osp
-import time
 
 import pytest
 import torch
-from mmengine.model import BaseModel
 from mmengine.optim.scheduler import (CosineAnnealingLR, LinearLR, MultiStepLR, OneCycleLR,
                                       PolyLR)
 from mmengine.runner import Runner
-from torch.utils.data import Dataset
+from toy_training import SlowToyModel, ToyData
 
 import bnn_tasks  # noqa: F401  (registers the hook)
 from bnn_tasks.engine.schedule_refit import UnsupportedScheduleError, refit_schedulers
@@ -88,29 +86,11 @@ def test_unsupported_scheduler_is_named():
 
 # ---- the hook in a real mmengine run ----
 
-class _SlowToyModel(BaseModel):
-    def __init__(self):
-        super().__init__()
-        self.linear = torch.nn.Linear(2, 1)
-
-    def forward(self, inputs, mode='tensor'):
-        time.sleep(0.03)
-        loss = self.linear(inputs).pow(2).mean()
-        return {'loss': loss} if mode == 'loss' else loss
-
-
-class _ToyData(Dataset):
-    def __len__(self):
-        return 64
-
-    def __getitem__(self, i):
-        return {'inputs': torch.full((2,), float(i))}
-
 
 def _runner(work_dir, max_iters, budget_s):
     return Runner(
-        model=_SlowToyModel(), work_dir=str(work_dir),
-        train_dataloader=dict(dataset=_ToyData(), sampler=dict(type='InfiniteSampler'),
+        model=SlowToyModel(step_seconds=0.03), work_dir=str(work_dir),
+        train_dataloader=dict(dataset=ToyData(), sampler=dict(type='InfiniteSampler'),
                               batch_size=2, num_workers=0,
                               collate_fn=dict(type='default_collate')),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=1e-3)),

@@ -1,38 +1,16 @@
 """TrainTimeBudgetHook stops a run and leaves a resumable checkpoint."""
 import os.path as osp
-import time
 
-import torch
-from mmengine.model import BaseModel
 from mmengine.runner import Runner
-from torch.utils.data import Dataset
+from toy_training import SlowToyModel, ToyData
 
 import bnn_tasks  # noqa: F401  (registers the hook)
 
 
-class _SlowToyModel(BaseModel):
-    def __init__(self):
-        super().__init__()
-        self.linear = torch.nn.Linear(2, 1)
-
-    def forward(self, inputs, mode='tensor'):
-        time.sleep(0.05)
-        loss = self.linear(inputs).pow(2).mean()
-        return {'loss': loss} if mode == 'loss' else loss
-
-
-class _ToyData(Dataset):
-    def __len__(self):
-        return 64
-
-    def __getitem__(self, i):
-        return {'inputs': torch.full((2,), float(i))}
-
-
 def _runner(work_dir, budget_minutes, max_iters=40):
     return Runner(
-        model=_SlowToyModel(), work_dir=str(work_dir),
-        train_dataloader=dict(dataset=_ToyData(), sampler=dict(type='DefaultSampler', shuffle=False),
+        model=SlowToyModel(step_seconds=0.05), work_dir=str(work_dir),
+        train_dataloader=dict(dataset=ToyData(), sampler=dict(type='DefaultSampler', shuffle=False),
                               batch_size=2, num_workers=0,
                               collate_fn=dict(type='default_collate')),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=1e-3)),

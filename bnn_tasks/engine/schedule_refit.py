@@ -3,9 +3,9 @@
 ``fit_schedule`` fits a config before training starts, from an iteration count guessed by a
 probe. Once the real step time is known the guess can be corrected mid-run: every scheduler
 point after the current iteration (or after a warm-up still running) is mapped linearly from
-``[now, old_max]`` onto ``[now, new_max]``. mmengine's schedulers compute their values in chainable form (each step
-from the previous value), so a Poly/Cosine/Linear decay continues smoothly from where it is
-and still reaches its floor at the new end.
+``[now, old_max]`` onto ``[now, new_max]``. mmengine's schedulers compute their values in
+chainable form (each step from the previous value), so a Poly/Cosine/Linear decay continues
+smoothly from where it is and still reaches its floor at the new end.
 """
 from collections import Counter
 from typing import List, Optional
