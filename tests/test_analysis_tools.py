@@ -1,0 +1,286 @@
+"""tools/analysis_tools: cost counting (FLOPs, BOPs, OPs, storage) against hand-computed numbers,
+the ONNX counter against the PyTorch one, log analysis and dataset browsing on the tiny set.
+
+Hand counts: a conv producing C_out x H_o x W_o outputs from C_in / groups x k x k inputs does
+C_out H_o W_o C_in k^2 MACs; binary when both its input and weight binarizers output +-1.
+OPs = BOPs / 64 + FLOPs; storage = binary weights / 8 + 4 x float parameters (bytes).
+"""
+import glob
+import json
+import os.path as osp
+import subprocess
+
+import pytest
+import torch
+from conftest import PYTHON, REPO, digits_overrides, options_to_cli, tool_env
+from mmengine.config import Config
+from torch import nn
+
+import bnn_tasks  # noqa: F401  (registers the backbones)
+from bnn_tasks.analysis import count_module, format_table
+from bnn_tasks.analysis.logs import LogError, cal_train_time, load_json_log, plot_curves
+from bnn_tasks.layers import BinaryBasicBlock, BinaryConv2d, make_downsample_shortcut
+from mmdet.registry import MODELS
+
+DET = osp.join(REPO, 'configs', 'bireal', 'faster-rcnn_bireal18_fpn_digits.py')
+SEG = osp.join(REPO, 'configs', 'bireal', 'fcn_bireal18-d8_digits.py')
+BN = dict(type='BN', requires_grad=True)
+
+# Bi-Real-18 at 224 x 224, by hand (see docs/model_zoo.md)
+STEM_MACS = 64 * 112 * 112 * 3 * 7 * 7                          # 118,013,952
+STAGE_MACS = (4 * 64 * 56 * 56 * 64 * 9,                         # stage 1: four 64->64 convs
+              128 * 28 * 28 * (64 + 3 * 128) * 9,               # stage 2: 64->128, 3x 128->128
+              256 * 14 * 14 * (128 + 3 * 256) * 9,
+              512 * 7 * 7 * (256 + 3 * 512) * 9)
+SHORTCUT_MACS = 3 * 128 * 28 * 28 * 64                           # 1x1 after AvgPool, x3 equal
+BIREAL18_BOPS = sum(STAGE_MACS)                                  # 1,676,279,808
+BIREAL18_FLOPS = STEM_MACS + SHORTCUT_MACS                       # 137,281,536
+
+
+def run_cli(args, timeout=600):
+    return subprocess.run([PYTHON] + args, capture_output=True, text=True, env=tool_env(),
+                          cwd=REPO, timeout=timeout)
+
+
+# ------------------------------------------------------------------- counts by hand
+def test_single_binary_conv():
+    conv = BinaryConv2d(16, 32, 3, padding=1)
+    total = count_module(conv, (1, 16, 10, 10)).total
+    assert total.binary_macs == 32 * 10 * 10 * 16 * 9 == 460_800
+    assert total.float_macs == 0
+    assert total.ops == 460_800 / 64
+    assert (total.binary_params, total.float_params) == (32 * 16 * 9, 0)
+    assert total.storage_bytes == 32 * 16 * 9 / 8
+
+
+def test_single_float_conv_with_bias_and_stride():
+    conv = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+    total = count_module(conv, (1, 3, 9, 9)).total          # output 5 x 5
+    assert total.float_macs == 8 * 5 * 5 * 3 * 9 == 5400
+    assert total.binary_macs == 0 and total.ops == 5400
+    assert (total.float_params, total.binary_params) == (8 * 27 + 8, 0)
+    assert total.storage_bytes == 4 * (8 * 27 + 8)
+
+
+def test_binary_conv_counts_by_what_its_binarizers_do():
+    """Float-stage binarizers (two-stage recipe) make a float conv; sign weights with real
+    activations make 1-bit weights but float MACs."""
+    shape = (1, 8, 6, 6)
+    macs = 8 * 6 * 6 * 8 * 9
+    fp = count_module(BinaryConv2d(8, 8, 3, padding=1, input_quantizer='hardtanh',
+                                   kernel_quantizer='identity'), shape).total
+    assert (fp.float_macs, fp.binary_macs, fp.float_params, fp.binary_params) == (
+        macs, 0, 8 * 8 * 9, 0)
+    bwn = count_module(BinaryConv2d(8, 8, 3, padding=1, input_quantizer='identity'),
+                       shape).total
+    assert (bwn.float_macs, bwn.binary_macs, bwn.float_params, bwn.binary_params) == (
+        macs, 0, 0, 8 * 8 * 9)
+
+
+def test_bireal_block_with_downsampling_shortcut():
+    block = BinaryBasicBlock(16, 32, stride=2, norm_cfg=BN,
+                             shortcut=make_downsample_shortcut(16, 32, 2, BN))
+    report = count_module(block, (1, 16, 8, 8))              # outputs 4 x 4
+    total = report.total
+    assert total.binary_macs == 32 * 4 * 4 * 16 * 9 + 32 * 4 * 4 * 32 * 9 == 221_184
+    assert total.float_macs == 32 * 4 * 4 * 16 == 8192      # 1x1 conv after the AvgPool
+    assert total.binary_params == 32 * 16 * 9 + 32 * 32 * 9
+    # shortcut conv + shortcut BN + the two units' BNs (2 parameters per channel)
+    assert total.float_params == 32 * 16 + 2 * 32 + 2 * (2 * 32)
+    rows = {r.name: r for r in report.rows}
+    assert rows['unit1.conv'].cost.binary_macs == 73_728
+    assert rows['unit1.shortcut.1'].kind == 'Conv2d'
+
+
+def test_bireal18_stem_and_whole_backbone_at_224():
+    model = MODELS.build(dict(type='BiRealResNet', depth=18)).eval()
+    report = count_module(model, (1, 3, 224, 224))
+    rows = {r.name: r.cost for r in report.rows}
+    assert rows['conv1'].float_macs == STEM_MACS == 118_013_952
+    assert rows['conv1'].float_params == 64 * 3 * 49 and rows['bn1'].float_params == 128
+    total = report.total
+    assert total.binary_macs == BIREAL18_BOPS == 1_676_279_808
+    assert total.float_macs == BIREAL18_FLOPS == 137_281_536
+    assert total.ops == BIREAL18_BOPS / 64 + BIREAL18_FLOPS == 163_473_408   # paper: 1.63e8
+    # binary: every 3x3 conv but none of the stem / shortcuts
+    assert total.binary_params == sum(m.weight.numel() for m in model.modules()
+                                      if isinstance(m, BinaryConv2d)) == 10_985_472
+    assert not report.uncounted
+    groups = {g.name: g.cost for g in report.grouped(1)}
+    assert sum(g.ops for g in groups.values()) == total.ops
+    table = format_table(report.grouped(1), total)
+    assert 'layer4' in table and table.splitlines()[-1].startswith('total')
+    json.dumps(report.to_dict(depth=1))  # serialisable
+
+
+def test_shared_head_counts_every_call():
+    """A module called once per pyramid level (shared heads) is counted per call."""
+    conv = nn.Conv2d(4, 4, 1, bias=False)
+    from bnn_tasks.analysis import count_complexity
+    x1, x2 = torch.randn(1, 4, 8, 8), torch.randn(1, 4, 4, 4)
+    report = count_complexity(conv, lambda: (conv(x1), conv(x2)))
+    assert report.rows[0].calls == 2
+    assert report.total.float_macs == 4 * 4 * (64 + 16)
+    assert report.total.float_params == 16  # parameters once
+
+
+# ------------------------------------------------------------------- ONNX vs PyTorch
+def test_onnx_counter_agrees_with_torch_counter(tmp_path):
+    from bnn_tasks.deploy.export import export_model
+    from bnn_tasks.deploy.onnx_complexity import count_onnx
+    model = MODELS.build(dict(type='BiRealResNet', depth=18, stem_channels=16,
+                              base_channels=16)).eval()
+    torch_total = count_module(model, (1, 3, 64, 64)).total
+    path = str(tmp_path / 'bireal.onnx')
+    export_model(model, path, (64, 64))
+    report = count_onnx(path)
+    onnx_total = report.total
+    assert not report.uncounted
+    assert onnx_total.binary_macs == torch_total.binary_macs > 0
+    assert onnx_total.float_macs == torch_total.float_macs > 0
+    assert onnx_total.binary_params == torch_total.binary_params
+    assert sum(r.kind == 'bnn_tasks::BinaryConv2d' for r in report.rows) == 16
+    # The exporter folds the BN after each float conv (stem, 3 shortcuts) into a conv bias:
+    # C values stored instead of 2C parameters; the binary convs' BNs fold into their 2C post-ops
+    folded_channels = 16 + 32 + 64 + 128
+    assert onnx_total.float_params == torch_total.float_params - folded_channels
+
+
+def test_get_flops_cli_on_a_config_and_an_onnx_file(tmp_path):
+    out = tmp_path / 'flops.json'
+    run = run_cli(['tools/analysis_tools/get_flops.py', DET, '--backbone-only', '--shape', '224',
+                   '--json', str(out)])
+    assert run.returncode == 0, run.stderr
+    assert 'OPs' in run.stdout and 'layer1' in run.stdout
+    total = json.loads(out.read_text())['total']
+    assert (total['bops'], total['flops']) == (BIREAL18_BOPS, BIREAL18_FLOPS)
+
+    det = run_cli(['tools/analysis_tools/get_flops.py', DET, '--shape', '64', '64', '--json',
+                   str(tmp_path / 'det.json'), '--depth', '1'])
+    assert det.returncode == 0, det.stderr
+    groups = {g['name']: g for g in json.loads((tmp_path / 'det.json').read_text())['groups']}
+    assert groups['backbone']['bops'] > 0 and groups['neck']['bops'] == 0
+    assert groups['roi_head']['flops'] > 0 and groups['rpn_head']['flops'] > 0
+
+    missing = run_cli(['tools/analysis_tools/get_flops.py', 'configs/nope.py'])
+    assert missing.returncode == 2 and missing.stderr.strip().startswith('error:')
+
+
+def test_get_flops_cli_on_onnx(tmp_path):
+    from bnn_tasks.deploy.export import export_model
+    model = MODELS.build(dict(type='BiRealResNet', depth=18, base_channels=16,
+                              stem_channels=16)).eval()
+    path = str(tmp_path / 'b.onnx')
+    export_model(model, path, (32, 32))
+    run = run_cli(['tools/analysis_tools/get_flops.py', path, '--json',
+                   str(tmp_path / 'o.json')])
+    assert run.returncode == 0, run.stderr
+    total = json.loads((tmp_path / 'o.json').read_text())['total']
+    assert total['bops'] == count_module(model, (1, 3, 32, 32)).total.binary_macs
+    wrong = run_cli(['tools/analysis_tools/get_flops.py', path, '--shape', '64'])
+    assert wrong.returncode == 2 and 'export the model again' in wrong.stderr
+
+
+# ------------------------------------------------------------------- logs
+@pytest.fixture(scope='module')
+def train_log(tiny_digits, tmp_path_factory):
+    """mmengine's JSON log of a 4-iteration run on the tiny set (logged every iteration,
+    validated at iteration 2 and 4)."""
+    work = str(tmp_path_factory.mktemp('logs'))
+    opts = digits_overrides(Config.fromfile(DET), tiny_digits)
+    opts.update({'default_hooks.logger.interval': 1, 'train_cfg.max_iters': 4,
+                 'train_cfg.val_interval': 2, 'default_hooks.checkpoint.interval': 100})
+    from bnn_tasks.cli import build_runner, load_config
+    build_runner(load_config(DET, opts, work_dir=work)).train()
+    logs = [p for p in glob.glob(osp.join(work, '*', 'vis_data', '*.json'))
+            if not p.endswith('scalars.json')]
+    assert len(logs) == 1
+    return logs[0]
+
+
+def test_log_is_split_into_train_and_val_records(train_log):
+    run = load_json_log(train_log)
+    assert [r['iter'] for r in run.train] == [1, 2, 3, 4]
+    assert [r['step'] for r in run.val] == [2, 4]
+    xs, ys, key = run.series('bbox_mAP')                     # suffix of coco/bbox_mAP
+    assert key == 'coco/bbox_mAP' and xs == [2.0, 4.0]
+    with pytest.raises(LogError, match='no key'):
+        run.series('nope')
+    timing = cal_train_time(run)
+    assert timing.windows == 3 and timing.last_iteration == 4 and timing.mean > 0
+
+
+def test_plot_curve_and_cal_train_time_cli(train_log, tmp_path):
+    out = tmp_path / 'curves.png'
+    run = run_cli(['tools/analysis_tools/analyze_logs.py', 'plot_curve', train_log, '--keys',
+                   'loss', 'loss_cls', '--out', str(out)])
+    assert run.returncode == 0, run.stderr
+    assert out.stat().st_size > 1000 and out.read_bytes()[:4] == b'\x89PNG'
+    timing = run_cli(['tools/analysis_tools/analyze_logs.py', 'cal_train_time', train_log])
+    assert timing.returncode == 0, timing.stderr
+    assert 'average iter time' in timing.stdout
+    bad = run_cli(['tools/analysis_tools/analyze_logs.py', 'plot_curve', train_log, '--keys',
+                   'nope', '--out', str(tmp_path / 'x.png')])
+    assert bad.returncode == 2 and 'no key' in bad.stderr
+
+
+def test_plot_two_logs_with_metrics(train_log, tmp_path):
+    out = str(tmp_path / 'map.png')
+    points = plot_curves([load_json_log(train_log)] * 2, ['pascal_voc/mAP'], out,
+                         legend=['a', 'b'])
+    assert points == {'a': 2, 'b': 2} and osp.getsize(out) > 1000
+
+
+def test_malformed_log_line_is_named(tmp_path):
+    path = tmp_path / 'bad.json'
+    path.write_text('{"loss": 1.0, "iter": 1, "step": 1}\nnot json\n')
+    with pytest.raises(LogError, match='line 2'):
+        load_json_log(str(path))
+
+
+# ------------------------------------------------------------------- browse_dataset
+def test_browse_dataset_detection_cli(tiny_digits, tmp_path):
+    opts = digits_overrides(Config.fromfile(DET), tiny_digits)
+    out = tmp_path / 'browse'
+    run = run_cli(['tools/analysis_tools/browse_dataset.py', DET, '--output-dir', str(out),
+                   '--max-images', '3', '--cfg-options'] + options_to_cli(opts))
+    assert run.returncode == 0, run.stderr
+    images = sorted(out.glob('*.jpg'))
+    assert len(images) == 3 and all(p.stat().st_size > 500 for p in images)
+
+
+def test_browse_dataset_segmentation_draws_masks(tiny_digits, tmp_path):
+    """Where the ground truth says class c, the drawn pixel is nearer c's palette colour than
+    the pipeline's image was (any blending of the mask does that, in the right place only)."""
+    import cv2
+    import numpy as np
+
+    from bnn_tasks.analysis.browse import (browse_dataset, build_train_dataset,
+                                           build_visualizer, draw_sample, image_of)
+    from bnn_tasks.cli import load_config
+    cfg = load_config(SEG, digits_overrides(Config.fromfile(SEG), tiny_digits))
+    written = browse_dataset(cfg, str(tmp_path / 'all'), max_images=2)
+    assert len(written) == 2 and all(osp.getsize(p) > 500 for p in written)
+
+    dataset = build_train_dataset(cfg)
+    visualizer = build_visualizer(cfg, dataset.metainfo)
+    item = dataset[0]
+    raw = image_of(item['inputs']).astype(float)
+    drawn = cv2.imread(draw_sample(visualizer, item, str(tmp_path / 'one')))[..., ::-1]
+    assert drawn.shape == raw.shape
+    labels = item['data_samples'].gt_sem_seg.data[0].numpy()
+    palette = np.array(dataset.metainfo['palette'], dtype=float)
+    digits = [c for c in np.unique(labels) if 0 < c < len(palette)]
+    assert digits, 'the sample holds no digit pixels'
+    for c in digits:
+        where = labels == c
+        before = np.abs(raw[where] - palette[c]).mean()
+        after = np.abs(drawn[where].astype(float) - palette[c]).mean()
+        assert after < before - 10, (c, before, after)
+
+
+def test_browse_dataset_missing_data_is_named(tmp_path):
+    run = run_cli(['tools/analysis_tools/browse_dataset.py', DET, '--output-dir',
+                   str(tmp_path), '--cfg-options',
+                   f'train_dataloader.dataset.data_root={tmp_path}/none/'])
+    assert run.returncode == 2 and run.stderr.startswith('error:')
