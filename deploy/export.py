@@ -30,16 +30,12 @@ from .export_layers import (EXPORT_MODES, UnsupportedLayerError, binary_input_ma
                             prepare_binary_convs)
 from .export_wrappers import build_export_wrapper, model_kind
 from .graph_fusion import count_binary_convs, fuse_binary_convs
-from .onnx_ops import CUSTOM_DOMAIN, CUSTOM_OPSET_VERSION
-
-OPSET = 17  # RoiAlign with half_pixel (aligned) needs >= 16
-# onnxruntime 1.31 loads IR version <= 13 while onnx 1.23 writes 14 by default.
-MAX_IR_VERSION = 10
+from .op_spec import DOMAIN, IR_VERSION, ONNX_OPSET, OP_VERSION
 
 CLOSE_ATOL = CLOSE_RTOL = 1e-4
 
 __all__ = ['ExportResult', 'export_model', 'export_module', 'compare_outputs', 'file_size',
-           'UnsupportedLayerError', 'OPSET']
+           'UnsupportedLayerError']
 
 
 @dataclass
@@ -92,17 +88,15 @@ def export_module(module: nn.Module, inputs: Tuple[Tensor, ...], path: str,
         # The legacy-exporter notice and tracer warnings about data-dependent shapes (the
         # post-processing is written for them) are expected here.
         warnings.simplefilter('ignore')
-        torch.onnx.export(module, inputs, path, dynamo=False, opset_version=OPSET,
+        torch.onnx.export(module, inputs, path, dynamo=False, opset_version=ONNX_OPSET,
                           input_names=list(input_names), output_names=list(output_names),
                           do_constant_folding=True,
-                          custom_opsets=({CUSTOM_DOMAIN: CUSTOM_OPSET_VERSION}
-                                         if mode == 'binary' else None))
+                          custom_opsets=({DOMAIN: OP_VERSION} if mode == 'binary' else None))
     model = onnx.load(path)
     folded = fuse_binary_convs(model) if mode == 'binary' else {}
-    if model.ir_version > MAX_IR_VERSION:
-        model.ir_version = MAX_IR_VERSION
+    model.ir_version = min(model.ir_version, IR_VERSION)
     if mode != 'binary':  # the float twin must not declare the custom domain
-        keep = [o for o in model.opset_import if o.domain != CUSTOM_DOMAIN]
+        keep = [o for o in model.opset_import if o.domain != DOMAIN]
         del model.opset_import[:]
         model.opset_import.extend(keep)
     model.producer_name = 'bnn_tasks'

@@ -18,37 +18,23 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bnn_tasks.layers import BinaryConv2d, XNORPPConv2d
+from bnn_tasks.binarizers import sign
+from bnn_tasks.layers import BinaryConv2d
 
 from .onnx_ops import BinaryConv2dFunction, StaticConvArgs, apply_output_transform
+from .op_spec import WEIGHT_LAYOUT, conv_output_size
+from .packing import pack_weights
 
 EXPORT_MODES = ('binary', 'float')
-DEFAULT_WEIGHT_LAYOUT = 'OHWI32'
 
 
 class UnsupportedLayerError(ValueError):
     """A layer the bit-packed kernel cannot run (the message names the layer)."""
 
 
-def _sign(x: Tensor) -> Tensor:
-    # scalar branches: ``ones_like(x)`` would be traced into activation-sized constants
-    return torch.where(x >= 0, x.new_tensor(1.0), x.new_tensor(-1.0))
-
-
-def _pack(sign_weight: Tensor) -> Tuple[Tensor, str]:
-    """Pack +-1 weights with the project's packer (``bnn_tasks.deploy.packing``)."""
-    from . import packing
-    packed = packing.pack_weights(sign_weight.detach().cpu())
-    packed = torch.as_tensor(packed)
-    if packed.dtype != torch.int32:
-        raise TypeError(f'pack_weights must return int32 words, got {packed.dtype}')
-    layout = getattr(packing, 'WEIGHT_LAYOUT', getattr(packing, 'DEFAULT_LAYOUT',
-                                                        DEFAULT_WEIGHT_LAYOUT))
-    return packed.contiguous(), str(layout)
-
-
-def _output_size(size: int, kernel: int, stride: int, pad: int, dilation: int) -> int:
-    return (size + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1
+def _pack(sign_weight: Tensor) -> Tensor:
+    """+-1 weights as int32 words in the op's layout (``deploy/packing.py``)."""
+    return torch.from_numpy(pack_weights(sign_weight.detach().cpu()))
 
 
 def check_exportable(name: str, conv: BinaryConv2d):
@@ -64,16 +50,12 @@ def check_exportable(name: str, conv: BinaryConv2d):
     if isinstance(conv.padding, str):
         raise UnsupportedLayerError(f'{where} uses padding={conv.padding!r}; give explicit '
                                     'integer padding to export it')
-    probe = torch.tensor([-2.0, -0.5, -1e-8, 0.0, 1e-8, 0.5, 2.0])
-    with torch.no_grad():
-        got = conv.input_quantizer(probe)
-    if not torch.equal(got, _sign(probe)):
+    # The binarizers declare what they compute (bnn_tasks.binarizers); the kernel computes sign.
+    if not getattr(conv.input_quantizer, 'is_sign', False):
         raise UnsupportedLayerError(
             f'{where}: its input binarizer {type(conv.input_quantizer).__name__} is not a sign '
             'function (sign(0)=+1); the kernel binarizes its input with sign')
-    with torch.no_grad():
-        signs, _ = conv.binarized_weight()
-    if not torch.equal(signs, _sign(conv.weight)):
+    if not getattr(conv.kernel_quantizer, 'is_sign', False):
         raise UnsupportedLayerError(
             f'{where}: its kernel binarizer {type(conv.kernel_quantizer).__name__} does not '
             'produce +-1 signs of the weights')
@@ -91,25 +73,25 @@ class _ExportConvBase(nn.Module):
             raise UnsupportedLayerError(f'binary conv {name!r} got {c} input channels, '
                                         f'expected {conv.in_channels}')
         kh, kw = conv.kernel_size
-        ho = _output_size(h, kh, conv.stride[0], conv.padding[0], conv.dilation[0])
-        wo = _output_size(w, kw, conv.stride[1], conv.padding[1], conv.dilation[1])
+        ho = conv_output_size(h, kh, conv.stride[0], conv.padding[0], conv.padding[0],
+                              conv.dilation[0])
+        wo = conv_output_size(w, kw, conv.stride[1], conv.padding[1], conv.padding[1],
+                              conv.dilation[1])
         self.in_shape = (c, h, w)
         self.out_shape = (int(in_shape[0]), conv.out_channels, ho, wo)
         with torch.no_grad():
-            signs, scale = conv.binarized_weight()
-            post_scale = torch.ones(conv.out_channels) if scale is None else scale.detach().float()
-            row_scale = col_scale = None
-            if isinstance(conv, XNORPPConv2d):
-                alpha, beta, gamma = conv.spatial_factors(ho, wo)
-                post_scale = post_scale * alpha.detach().float()
-                row_scale, col_scale = beta.detach().float(), gamma.detach().float()
-            post_bias = (torch.zeros(conv.out_channels) if conv.bias is None
-                         else conv.bias.detach().float())
-        signs = signs.detach().float().clone()
-        self.register_buffer('post_scale', post_scale.clone())
-        self.register_buffer('post_bias', post_bias.clone())
-        self.register_buffer('row_scale', None if row_scale is None else row_scale.clone())
-        self.register_buffer('col_scale', None if col_scale is None else col_scale.clone())
+            signs, _ = conv.binarized_weight()
+            post_scale, row_scale, col_scale = conv.output_factors(ho, wo)
+            post_bias = (torch.zeros(conv.out_channels) if conv.bias is None else conv.bias)
+
+        def constant(t):
+            return None if t is None else t.detach().float().clone()
+
+        signs = constant(signs)
+        self.register_buffer('post_scale', constant(post_scale))
+        self.register_buffer('post_bias', constant(post_bias))
+        self.register_buffer('row_scale', constant(row_scale))
+        self.register_buffer('col_scale', constant(col_scale))
         self.geometry = dict(in_channels=conv.in_channels, out_channels=conv.out_channels,
                              kernel_shape=(kh, kw), strides=tuple(conv.stride),
                              pads=(conv.padding[0], conv.padding[1],
@@ -135,9 +117,8 @@ class PackedBinaryConv2d(_ExportConvBase):
     """Exports as one ``bnn_tasks::BinaryConv2d`` node with bit-packed weights."""
 
     def _init_weights(self, signs: Tensor):
-        packed, layout = _pack(signs)
-        self.register_buffer('weight_packed', packed)
-        self.geometry['weight_layout'] = layout
+        self.register_buffer('weight_packed', _pack(signs))
+        self.geometry['weight_layout'] = WEIGHT_LAYOUT
         # The float signs only serve PyTorch's reference forward; they must not be a buffer
         # (the tracer would turn them into a graph input the custom node does not consume).
         self._static = StaticConvArgs(signs, self.geometry)
@@ -158,7 +139,7 @@ class FloatTwinConv2d(_ExportConvBase):
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
         g = self.geometry
-        y = F.conv2d(_sign(x), self.sign_weight, None, g['strides'], g['pads'][:2],
+        y = F.conv2d(sign(x), self.sign_weight, None, g['strides'], g['pads'][:2],
                      g['dilations'])
         return self._post(y)
 

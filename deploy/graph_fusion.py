@@ -20,14 +20,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from .onnx_ops import CUSTOM_DOMAIN
-
-OP_TYPE = 'BinaryConv2d'
-RESIDUAL_INPUT = 6
-
-
-def is_binary_conv(node: onnx.NodeProto) -> bool:
-    return node.domain == CUSTOM_DOMAIN and node.op_type == OP_TYPE
+from .op_spec import POST_BIAS_INPUT, POST_SCALE_INPUT, RESIDUAL_INPUT, is_binary_conv
 
 
 class _Graph:
@@ -156,15 +149,18 @@ def fold_batchnorm(model: onnx.ModelProto) -> int:
         if len(bn.output) != 1 or _attr(bn, 'training_mode', 0):
             continue
         params = [g.constant(n) for n in bn.input[1:5]]
-        post_scale, post_bias = g.constant(node.input[2]), g.constant(node.input[3])
+        post_scale = g.constant(node.input[POST_SCALE_INPUT])
+        post_bias = g.constant(node.input[POST_BIAS_INPUT])
         if any(p is None for p in params) or post_scale is None or post_bias is None:
             continue
         gamma, beta, mean, var = (p.astype(np.float64) for p in params)
         k = gamma / np.sqrt(var + float(_attr(bn, 'epsilon', 1e-5)))
         new_scale = (post_scale.astype(np.float64) * k).astype(np.float32)
         new_bias = (post_bias.astype(np.float64) * k + beta - mean * k).astype(np.float32)
-        node.input[2] = g.add_initializer(node.input[2] + '_bn', new_scale)
-        node.input[3] = g.add_initializer(node.input[3] + '_bn', new_bias)
+        node.input[POST_SCALE_INPUT] = g.add_initializer(node.input[POST_SCALE_INPUT] + '_bn',
+                                                         new_scale)
+        node.input[POST_BIAS_INPUT] = g.add_initializer(node.input[POST_BIAS_INPUT] + '_bn',
+                                                        new_bias)
         if node.output[0] in g.shapes:
             g.shapes[bn.output[0]] = g.shapes[node.output[0]]
         node.output[0] = bn.output[0]

@@ -10,8 +10,9 @@ import torch.nn.functional as F
 import torchvision
 from torch import Tensor
 
-CUSTOM_DOMAIN = 'bnn_tasks'
-CUSTOM_OPSET_VERSION = 1
+from bnn_tasks.binarizers import sign
+
+from .op_spec import QUALIFIED_NAME
 
 
 def _const(g, value: Tensor):
@@ -54,9 +55,8 @@ class BinaryConv2dFunction(torch.autograd.Function):
     def forward(ctx, x, w_packed, post_scale, post_bias, static, *spatial_scales):
         geometry = static.geometry
         stride, padding, dilation = geometry['strides'], geometry['pads'], geometry['dilations']
-        x_sign = torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
         pt, pl, pb, pr = padding
-        x_sign = F.pad(x_sign, (pl, pr, pt, pb))  # zero padding of the sign tensor
+        x_sign = F.pad(sign(x), (pl, pr, pt, pb))  # zero padding of the sign tensor
         y = F.conv2d(x_sign, static.sign_weight.to(x.dtype), None, stride, 0, dilation)
         return apply_output_transform(y, post_scale, post_bias, *spatial_scales)
 
@@ -64,7 +64,7 @@ class BinaryConv2dFunction(torch.autograd.Function):
     def symbolic(g, x, w_packed, post_scale, post_bias, static, *spatial_scales):
         geometry = static.geometry
         inputs = [x, w_packed, post_scale, post_bias, *spatial_scales]
-        out = g.op(f'{CUSTOM_DOMAIN}::BinaryConv2d', *inputs,
+        out = g.op(QUALIFIED_NAME, *inputs,
                    in_channels_i=geometry['in_channels'],
                    out_channels_i=geometry['out_channels'],
                    kernel_shape_i=list(geometry['kernel_shape']),

@@ -16,8 +16,7 @@ from typing import Union
 
 import numpy as np
 
-WEIGHT_LAYOUT = 'OHWI32'
-WORD_BITS = 32
+from .op_spec import WEIGHT_LAYOUT, WORD_BITS  # noqa: F401  (WEIGHT_LAYOUT: this module's layout)
 
 ArrayLike = Union[np.ndarray, 'torch.Tensor']  # noqa: F821
 

@@ -11,12 +11,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bnn_tasks.binarizers import sign  # +1 if x >= 0 else -1 (NaN -> -1), as the kernel
+
 IntPair = Union[int, Sequence[int]]
-
-
-def sign(x: torch.Tensor) -> torch.Tensor:
-    """``+1 if x >= 0 else -1`` (NaN -> -1), as the kernel binarizes."""
-    return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
 
 
 def _pair(v: IntPair):

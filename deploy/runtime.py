@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from .model_loading import init_scope
-from .onnx_ops import CUSTOM_DOMAIN
+from .op_spec import DOMAIN
+from .runtime_lite import create_session as _create_session
 
 
 class OnnxRuntimeError(RuntimeError):
@@ -27,7 +28,7 @@ class OnnxRuntimeError(RuntimeError):
 
 
 def uses_custom_op(model: onnx.ModelProto) -> bool:
-    return any(n.domain == CUSTOM_DOMAIN for n in model.graph.node)
+    return any(n.domain == DOMAIN for n in model.graph.node)
 
 
 def create_session(model: Union[str, bytes, onnx.ModelProto], threads: int = 1,
@@ -40,7 +41,6 @@ def create_session(model: Union[str, bytes, onnx.ModelProto], threads: int = 1,
         register_library: register the bnn_tasks kernel library (needed when the model has
             ``bnn_tasks::BinaryConv2d`` nodes; the float twin runs without it).
     """
-    import onnxruntime as ort
     if isinstance(model, str):
         if not os.path.isfile(model):
             raise FileNotFoundError(f'ONNX model {model!r} does not exist')
@@ -50,15 +50,8 @@ def create_session(model: Union[str, bytes, onnx.ModelProto], threads: int = 1,
     else:
         proto = model
     needs_library = uses_custom_op(proto)
-    if register_library and needs_library:
-        from .library import session_options
-        so = session_options(threads)
-    else:
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = int(threads)
-    source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else model
     try:
-        return ort.InferenceSession(source, so, providers=['CPUExecutionProvider'])
+        return _create_session(model, threads, register_library=register_library and needs_library)
     except Exception as err:  # ORT raises its own Fail/InvalidGraph types
         if needs_library and not register_library:
             raise OnnxRuntimeError(

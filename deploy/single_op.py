@@ -8,17 +8,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from .packing import WEIGHT_LAYOUT, pack_weights
-
-OP_DOMAIN = 'bnn_tasks'
-OP_TYPE = 'BinaryConv2d'
-OP_VERSION = 1
-ONNX_OPSET = 17
-
-
-def conv_output_size(size: int, kernel: int, stride: int, pad0: int, pad1: int,
-                     dilation: int) -> int:
-    return (size + pad0 + pad1 - dilation * (kernel - 1) - 1) // stride + 1
+from .op_spec import (COL_SCALE_INPUT, DOMAIN, INPUT_NAMES, IR_VERSION, OP_TYPE,
+                      POST_BIAS_INPUT, POST_SCALE_INPUT, RESIDUAL_INPUT, ROW_SCALE_INPUT,
+                      WEIGHT_INPUT, WEIGHT_LAYOUT, X_INPUT, conv_output_size, opset_imports)
+from .packing import pack_weights
 
 
 def binary_conv_node(inputs: Sequence[str], output: str, in_channels: int, out_channels: int,
@@ -27,17 +20,17 @@ def binary_conv_node(inputs: Sequence[str], output: str, in_channels: int, out_c
                      weight_layout: str = WEIGHT_LAYOUT, name: str = 'binary_conv'):
     """A ``bnn_tasks::BinaryConv2d`` NodeProto; ``inputs`` positional per the contract ('' = omitted)."""
     return helper.make_node(
-        OP_TYPE, list(inputs), [output], name=name, domain=OP_DOMAIN,
+        OP_TYPE, list(inputs), [output], name=name, domain=DOMAIN,
         in_channels=int(in_channels), out_channels=int(out_channels),
         kernel_shape=[int(k) for k in kernel_shape], strides=[int(s) for s in strides],
         pads=[int(p) for p in pads], dilations=[int(d) for d in dilations],
         weight_layout=weight_layout)
 
 
-def _model(graph, domains):
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in domains],
-                              producer_name='bnn_tasks')
-    model.ir_version = 8
+def _model(graph, with_custom_domain: bool):
+    model = helper.make_model(graph, producer_name='bnn_tasks', opset_imports=[
+        helper.make_opsetid(d, v) for d, v in opset_imports(with_custom_domain)])
+    model.ir_version = IR_VERSION
     onnx.checker.check_model(model)
     return model
 
@@ -59,24 +52,26 @@ def binary_conv_model(sign_w: np.ndarray, post_scale: np.ndarray, post_bias: np.
     stride, dilation = tuple(stride), tuple(dilation)
     pads = tuple(pads)
     packed = pack_weights(sign_w) if packed_weights is None else np.asarray(packed_weights)
-    inits = [numpy_helper.from_array(packed, 'W_packed'),
-             numpy_helper.from_array(np.asarray(post_scale, np.float32), 'post_scale'),
-             numpy_helper.from_array(np.asarray(post_bias, np.float32), 'post_bias')]
-    inputs = ['X', 'W_packed', 'post_scale', 'post_bias', '', '', '']
-    if row_scale is not None:
-        inits.append(numpy_helper.from_array(np.asarray(row_scale, np.float32), 'row_scale'))
-        inputs[4] = 'row_scale'
-    if col_scale is not None:
-        inits.append(numpy_helper.from_array(np.asarray(col_scale, np.float32), 'col_scale'))
-        inputs[5] = 'col_scale'
+    # Graph names are the contract's input names; '' leaves an optional input out.
+    constants = {WEIGHT_INPUT: packed, POST_SCALE_INPUT: post_scale, POST_BIAS_INPUT: post_bias,
+                 ROW_SCALE_INPUT: row_scale, COL_SCALE_INPUT: col_scale}
+    inputs = [''] * len(INPUT_NAMES)
+    inputs[X_INPUT] = INPUT_NAMES[X_INPUT]
+    inits = []
+    for index, value in constants.items():
+        if value is not None:
+            inputs[index] = INPUT_NAMES[index]
+            value = np.asarray(value) if index == WEIGHT_INPUT else np.asarray(value, np.float32)
+            inits.append(numpy_helper.from_array(value, inputs[index]))
     n, _, h, w = input_shape
     ho = conv_output_size(h, kh, stride[0], pads[0], pads[2], dilation[0]) if isinstance(h, int) else h
     wo = conv_output_size(w, kw, stride[1], pads[1], pads[3], dilation[1]) if isinstance(w, int) else w
-    graph_inputs = [helper.make_tensor_value_info('X', TensorProto.FLOAT, list(input_shape))]
+    graph_inputs = [helper.make_tensor_value_info(inputs[X_INPUT], TensorProto.FLOAT,
+                                                  list(input_shape))]
     if residual:
-        inputs[6] = 'residual'
+        inputs[RESIDUAL_INPUT] = INPUT_NAMES[RESIDUAL_INPUT]
         graph_inputs.append(helper.make_tensor_value_info(
-            'residual', TensorProto.FLOAT, [n, out_channels, ho, wo]))
+            inputs[RESIDUAL_INPUT], TensorProto.FLOAT, [n, out_channels, ho, wo]))
     while inputs and inputs[-1] == '':
         inputs.pop()
     attrs = dict(in_channels=in_channels, out_channels=out_channels, kernel_shape=(kh, kw),
@@ -87,7 +82,7 @@ def binary_conv_model(sign_w: np.ndarray, post_scale: np.ndarray, post_bias: np.
         [node], 'bnn_tasks_binary_conv', graph_inputs,
         [helper.make_tensor_value_info('Y', TensorProto.FLOAT, [n, out_channels, ho, wo])],
         initializer=inits)
-    return _model(graph, [('', ONNX_OPSET), (OP_DOMAIN, OP_VERSION)])
+    return _model(graph, with_custom_domain=True)
 
 
 def float_conv_model(weight: np.ndarray, bias: Optional[np.ndarray], input_shape: Sequence[int],
@@ -109,4 +104,4 @@ def float_conv_model(weight: np.ndarray, bias: Optional[np.ndarray], input_shape
         [node], 'float_conv', [helper.make_tensor_value_info('X', TensorProto.FLOAT, list(input_shape))],
         [helper.make_tensor_value_info('Y', TensorProto.FLOAT, [n, out_channels, ho, wo])],
         initializer=inits)
-    return _model(graph, [('', ONNX_OPSET)])
+    return _model(graph, with_custom_domain=False)

@@ -122,3 +122,24 @@ def test_build_binarizer_clip_option():
 def test_unknown_binarizer_names_give_clear_errors(cfg, kind, message):
     with pytest.raises(KeyError, match=message):
         build_binarizer(cfg, kind)
+
+
+def test_binarizers_declare_whether_they_are_sign():
+    """Export reads these declarations instead of probing the binarizers."""
+    edge = torch.tensor([-2.0, -1e-8, 0.0, 1e-8, 2.0])
+    for name in ('ste_sign', 'approx_sign', 'hardtanh', 'identity'):
+        binarizer = build_binarizer(name, 'input')
+        assert binarizer.is_sign == torch.equal(binarizer(edge), sign(edge)), name
+    for name, scale_kind in (('sign', None), ('scaled_sign', 'mean_abs'), ('identity', None)):
+        binarizer = build_binarizer(name, 'kernel')
+        signs, scale = binarizer(edge.view(1, -1, 1, 1))
+        assert binarizer.is_sign == torch.equal(signs, sign(edge.view(1, -1, 1, 1))), name
+        assert binarizer.scale_kind == scale_kind and (scale is None) == (scale_kind is None)
+
+
+def test_sign_traces_to_one_where_node():
+    traced = torch.jit.trace(sign, torch.randn(3))
+    kinds = [n.kind() for n in traced.graph.nodes()]
+    assert 'aten::where' in kinds and 'aten::mul_' not in kinds
+    x = torch.tensor([-1.0, -0.0, 0.0, 2.0, float('nan')])
+    assert torch.equal(traced(x), sign(x)) and sign(x).tolist() == [-1, 1, 1, 1, -1]

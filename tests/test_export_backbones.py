@@ -21,6 +21,7 @@ import bnn_tasks  # noqa: F401  (registers the backbones)
 from bnn_tasks.deploy.export import export_model
 from bnn_tasks.deploy.export_layers import (UnsupportedLayerError, binary_input_margin,
                                             prepare_binary_convs)
+from bnn_tasks.deploy import op_spec
 from bnn_tasks.deploy.graph_fusion import count_binary_convs
 from bnn_tasks.deploy.runtime import OnnxRuntimeError, create_session
 from bnn_tasks.layers import BinaryConv2d, XNORPPConv2d
@@ -113,32 +114,37 @@ def test_each_binary_conv_is_one_folded_custom_node(exported, name):
     model, n_binary, binary, float_twin = exported[name]
     graph = onnx.load(binary.path)
     onnx.checker.check_model(graph)
-    nodes = [n for n in graph.graph.node if n.domain == 'bnn_tasks']
+    nodes = [n for n in graph.graph.node if n.domain == op_spec.DOMAIN]
     assert len(nodes) == n_binary == binary.num_binary_nodes
-    assert {n.op_type for n in nodes} == {'BinaryConv2d'}
-    assert any(o.domain == 'bnn_tasks' and o.version == 1 for o in graph.opset_import)
+    assert {n.op_type for n in nodes} == {op_spec.OP_TYPE}
+    assert any(o.domain == op_spec.DOMAIN and o.version == op_spec.OP_VERSION
+               for o in graph.opset_import)
+    assert graph.ir_version <= op_spec.IR_VERSION
     inits = {t.name: t for t in graph.graph.initializer}
+    residual = op_spec.RESIDUAL_INPUT
     for node in nodes:
-        assert inits[node.input[1]].data_type == onnx.TensorProto.INT32
+        weights = inits[node.input[op_spec.WEIGHT_INPUT]]
+        assert weights.data_type == onnx.TensorProto.INT32
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        assert attrs['weight_layout'] == b'OHWI32'
+        assert attrs['weight_layout'] == op_spec.WEIGHT_LAYOUT.encode()
         kh, kw = attrs['kernel_shape']
-        assert tuple(inits[node.input[1]].dims) == (attrs['out_channels'], kh, kw,
-                                                     (attrs['in_channels'] + 31) // 32)
+        assert tuple(weights.dims) == (attrs['out_channels'], kh, kw,
+                                       (attrs['in_channels'] + 31) // 32)
         # every conv of these blocks has a same-shape shortcut, so each one took its Add
-        assert len(node.input) == 7 and node.input[6]
+        assert len(node.input) == residual + 1 and node.input[residual]
     # norm after conv (Bi-Real, Group-Net): every BN folded; XNOR-Net++ norms precede the conv
     expected_bn = 0 if name == 'xnorpp' else n_binary
     assert binary.folded == {'batchnorm': expected_bn, 'residual_add': n_binary}
     if name == 'xnorpp':
-        assert all(len(n.input) == 7 and n.input[4] and n.input[5] for n in nodes)
+        assert all(n.input[op_spec.ROW_SCALE_INPUT] and n.input[op_spec.COL_SCALE_INPUT]
+                   for n in nodes)
     if name == 'group_net_bpac':
         dilations = {tuple(onnx.helper.get_attribute_value(a)) for n in nodes
                      for a in n.attribute if a.name == 'dilations'}
         assert {(2, 2), (4, 4), (6, 6), (8, 8), (12, 12)} <= dilations
     float_graph = onnx.load(float_twin.path)
     assert count_binary_convs(float_graph) == 0
-    assert not any(o.domain == 'bnn_tasks' for o in float_graph.opset_import)
+    assert not any(o.domain == op_spec.DOMAIN for o in float_graph.opset_import)
 
 
 def test_bireal18_backbone_is_over_10x_smaller_than_float(exported):

@@ -4,7 +4,7 @@ import onnx
 import pytest
 import torch
 
-from bnn_tasks.deploy import packing, single_op
+from bnn_tasks.deploy import op_spec, packing, single_op
 
 
 def test_bit_order_is_documented_layout():
@@ -53,7 +53,6 @@ def test_single_op_models_pass_the_checker():
                                     (1, 1, 1, 1), (1, 1), np.ones(4), np.ones(4), residual=True)
     onnx.checker.check_model(m, full_check=False)
     node = m.graph.node[0]
-    assert node.domain == 'bnn_tasks' and node.op_type == 'BinaryConv2d'
-    assert list(node.input) == ['X', 'W_packed', 'post_scale', 'post_bias', 'row_scale',
-                                'col_scale', 'residual']
+    assert op_spec.is_binary_conv(node)
+    assert list(node.input) == list(op_spec.INPUT_NAMES)  # every optional input, in order
     onnx.checker.check_model(single_op.float_conv_model(w, None, [1, 3, 8, 8]))

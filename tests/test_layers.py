@@ -73,6 +73,29 @@ def test_xnorpp_factors_follow_the_real_output_size(size):
         assert beta[0].item() == pytest.approx(0.5) and beta[-1].item() == pytest.approx(2.0)
 
 
+@pytest.mark.parametrize('conv_cls,kernel_quantizer', [(BinaryConv2d, 'scaled_sign'),
+                                                       (BinaryConv2d, 'sign'),
+                                                       (XNORPPConv2d, 'sign'),
+                                                       (XNORPPConv2d, 'scaled_sign')])
+def test_output_factors_reproduce_the_layer(conv_cls, kernel_quantizer):
+    """What export folds into the op (channel, row, column factors) is what the layer computes."""
+    conv = conv_cls(4, 6, 3, stride=2, padding=1, bias=True, kernel_quantizer=kernel_quantizer)
+    if conv_cls is XNORPPConv2d:
+        with torch.no_grad():
+            conv.beta.copy_(torch.rand(conv.beta.shape) + 0.5)
+            conv.gamma.copy_(torch.rand(conv.gamma.shape) + 0.5)
+    x = torch.randn(2, 4, 11, 9)
+    with torch.no_grad():
+        y = conv(x)
+        channel, row, col = conv.output_factors(*y.shape[-2:])
+        expected = F.conv2d(sign(x), sign(conv.weight), None, 2, 1) * channel.view(1, -1, 1, 1)
+        if conv_cls is XNORPPConv2d:
+            expected = expected * row.view(1, 1, -1, 1) * col.view(1, 1, 1, -1)
+        else:
+            assert row is None and col is None
+    torch.testing.assert_close(y, expected + conv.bias.view(1, -1, 1, 1))
+
+
 def test_xnorpp_factors_are_learned():
     conv = XNORPPConv2d(3, 2, 3, padding=1)
     conv(torch.randn(1, 3, 5, 6)).sum().backward()

@@ -24,7 +24,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from bnn_tasks.deploy import library, single_op
+from bnn_tasks.deploy import library, op_spec, single_op
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,8 @@ class ConvLayer:
     @property
     def out_size(self) -> int:
         pad = self.dilation
-        return single_op.conv_output_size(self.size, self.kernel, self.stride, pad, pad,
-                                          self.dilation)
+        return op_spec.conv_output_size(self.size, self.kernel, self.stride, pad, pad,
+                                        self.dilation)
 
     @property
     def macs(self) -> int:
@@ -104,13 +104,8 @@ def quick_layers() -> List[ConvLayer]:
 
 def float_session(model, threads: int):
     """Plain ONNX Runtime session (no custom ops), configured like :func:`binary_session`."""
-    import onnxruntime as ort
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    if threads > 1:  # see binary_session
-        so.add_session_config_entry('session.intra_op.allow_spinning', '0')
-    return ort.InferenceSession(model, so, providers=['CPUExecutionProvider'])
+    return library.create_session(model, threads, register_library=False,
+                                  spinning=threads == 1)
 
 
 def binary_session(model, threads: int, kernel: Optional[str]):
@@ -308,7 +303,7 @@ def backbone_records(args, variants, timing) -> List[dict]:
 
 def _uses_custom_op(path) -> bool:
     import onnx
-    return any(n.domain == single_op.OP_DOMAIN for n in onnx.load(path).graph.node)
+    return any(op_spec.is_binary_conv(n) for n in onnx.load(path).graph.node)
 
 
 # ---- reporting ----

@@ -13,6 +13,8 @@ the weights keeps the conv operands pure +-1.
 alpha[o] x beta[h] x gamma[w]. beta and gamma are learned as short vectors and resampled to the
 real output size, so the layer works at any input resolution.
 """
+from typing import Optional, Tuple
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -42,6 +44,19 @@ class BinaryConv2d(nn.Conv2d):
     def binarized_weight(self):
         """``(signs, scale)``: the +-1 weights the conv multiplies and the per-channel scale."""
         return self.kernel_quantizer(self.weight)
+
+    def output_factors(self, out_h: int, out_w: int
+                       ) -> Tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
+        """``(channel[C_out], row[out_h] or None, col[out_w] or None)`` for an output of that size.
+
+        The layer computes ``conv(input_quantizer(x), signs) * channel[o] * row[h] * col[w]
+        (+ bias[o])``; export folds these factors into the op's post_scale/row_scale/col_scale.
+        """
+        _, scale = self.binarized_weight()
+        if scale is None:
+            scale = torch.ones(self.out_channels, dtype=self.weight.dtype,
+                               device=self.weight.device)
+        return scale, None, None
 
     def _output_scale(self, y: Tensor, scale):
         return y if scale is None else y * scale.view(1, -1, 1, 1)
@@ -87,6 +102,13 @@ class XNORPPConv2d(BinaryConv2d):
     def spatial_factors(self, out_h: int, out_w: int):
         """``(alpha[C_out], beta[out_h], gamma[out_w])`` for an output of that size."""
         return self.alpha, self._resample(self.beta, out_h), self._resample(self.gamma, out_w)
+
+    def output_factors(self, out_h: int, out_w: int
+                       ) -> Tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
+        """The weight binarizer's scale times alpha per channel, beta per row, gamma per column."""
+        scale, _, _ = super().output_factors(out_h, out_w)
+        alpha, beta, gamma = self.spatial_factors(out_h, out_w)
+        return scale * alpha, beta, gamma
 
     def _output_scale(self, y: Tensor, scale):
         y = super()._output_scale(y, scale)
