@@ -2,6 +2,8 @@
 // KernelVariant.
 #include "binary_conv.h"
 
+#include "int8_tile_weights.h"
+
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -309,7 +311,8 @@ void tile_task(void* data, size_t index) {
 
 }  // namespace
 
-void repack_weights(const int32_t* words, const ConvShape& s, PackedWeights* out) {
+void repack_weights(const int32_t* words, const ConvShape& s, const KernelVariant& kernel,
+                    PackedWeights* out) {
   const int64_t wpp = s.words_per_pixel();
   const int64_t taps = s.taps();
   const int64_t k32 = taps * wpp;
@@ -318,10 +321,15 @@ void repack_weights(const int32_t* words, const ConvShape& s, PackedWeights* out
   out->words_per_pixel = wpp;
   out->k64 = (k32 + 1) / 2;
   out->o_blocks = (s.O + kOutBlock - 1) / kOutBlock;
+  out->source.assign(words, words + s.O * k32);
+  if (kernel.int8_tile_conv != nullptr) {  // int8 tiles only: no bit blocks needed
+    out->int8_layout = int8_tile_layout(s);
+    unpack_weights_to_int8_tiles(words, s, out->int8_layout, &out->int8_tiles);
+    return;
+  }
   out->blocks.assign(static_cast<size_t>(out->o_blocks * out->k64 * kOutBlock), 0);
   out->tap_popcount.assign(static_cast<size_t>(taps * s.O), 0);
   out->total_popcount.assign(static_cast<size_t>(s.O), 0);
-  out->source.assign(words, words + s.O * k32);
   // Bits past C_in in the last word must not count (the contract says they are 0; mask anyway).
   const int64_t tail_bits = s.C - (wpp - 1) * 32;
   const uint32_t tail_mask = tail_bits >= 32 ? ~0u : ((1u << tail_bits) - 1u);
@@ -344,6 +352,20 @@ std::string run_binary_conv(const ConvShape& s, const float* x, const PackedWeig
   const int64_t hw = s.H * s.W;
   const int64_t howo = s.Ho * s.Wo;
   if (s.N == 0 || howo == 0) return "";
+  if (kernel.int8_tile_conv != nullptr) {
+    if (w.int8_tiles.empty()) return "weights were not unpacked for the int8 tile kernel";
+    Int8ConvArgs args;
+    args.shape = &s;
+    args.x = x;
+    args.weights = w.int8_tiles.data();
+    args.layout = w.int8_layout;
+    args.transform = t;
+    args.y = y;
+    args.parallel_for = parallel_for;
+    args.parallel_ctx = parallel_ctx;
+    const char* failure = kernel.int8_tile_conv(args);
+    return failure == nullptr ? std::string() : std::string(failure);
+  }
   // The packed input lives in a per-calling-thread buffer reused across calls: a fresh
   // (zero-filled, mmap-backed) vector per call cost page faults every run. Every word is
   // written by the packing, so it needs no clearing. Pool threads only use it inside the

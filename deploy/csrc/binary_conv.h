@@ -11,29 +11,22 @@
 
 namespace bnn {
 
-// Weights repacked from the contract's OHWI32 layout for the popcount GEMM.
+// Weights repacked from the contract's OHWI32 layout for the kernel variant that runs them:
+// bit blocks for the popcount GEMM, or int8 tiles for the amx variant (only one is filled).
 struct PackedWeights {
   int64_t O = 0, taps = 0, words_per_pixel = 0, k64 = 0, o_blocks = 0;
   std::vector<uint64_t> blocks;     // [o_blocks][k64][kOutBlock], zero padded
   std::vector<int32_t> tap_popcount;  // [taps][O]: set bits of each tap's weight words
   std::vector<int32_t> total_popcount;  // [O]
+  Int8TileLayout int8_layout{};     // int8 tiles (see kernels.h Int8ConvArgs)
+  std::vector<int8_t> int8_tiles;
   std::vector<int32_t> source;      // the OHWI32 words these were made from (cache key)
 };
 
-// Repack `words` ([O][kh][kw][ceil(C/32)], bits past C are ignored) for the given shape.
-void repack_weights(const int32_t* words, const ConvShape& s, PackedWeights* out);
-
-// Output transform operands (OP_CONTRACT.md "Semantics"); optional ones may be null.
-struct Transform {
-  const float* post_scale;  // [O]
-  const float* post_bias;   // [O]
-  const float* row_scale;   // [Ho] or null
-  const float* col_scale;   // [Wo] or null
-  const float* residual;    // [N][O][Ho][Wo] or null
-};
-
-// Calls fn(data, i) for every i in [0, total), possibly concurrently. Returns false on failure.
-using ParallelFor = bool (*)(void* ctx, void (*fn)(void*, size_t), size_t total, void* data);
+// Repack `words` ([O][kh][kw][ceil(C/32)], bits past C are ignored) for the given shape, in
+// the layout `kernel` computes on. Needs only the attributes of `s` (not N, H, W).
+void repack_weights(const int32_t* words, const ConvShape& s, const KernelVariant& kernel,
+                    PackedWeights* out);
 
 // y = BinaryConv2d(x) for validated shapes. Returns an empty string or an error message.
 std::string run_binary_conv(const ConvShape& s, const float* x, const PackedWeights& w,

@@ -11,7 +11,8 @@ again. ``ORT_INCLUDE_DIR`` points the build at other headers instead.
 
 The library is not linked against onnxruntime: the runtime passes its API table to
 ``RegisterCustomOps``. Each SIMD kernel is its own translation unit with its own ISA flags;
-the variant is chosen at run time from the CPU's features.
+the variant is chosen at run time from the CPU's features (and, for amx, the OS's tile
+permission).
 """
 import argparse
 import hashlib
@@ -38,11 +39,17 @@ COMMON_FLAGS = ['-std=c++17', '-O3', '-fPIC', '-fvisibility=hidden', '-fvisibili
                 '-ffp-contract=off', '-Wall', '-Wextra']
 # (source, extra flags); the SIMD sources only on x86-64.
 SOURCES = [('custom_op.cc', []), ('binary_conv.cc', []), ('dispatch.cc', []),
-           ('kernel_portable.cc', [])]
+           ('int8_tile_weights.cc', []), ('kernel_portable.cc', [])]
 X86_SOURCES = [('kernel_avx2.cc', ['-mavx2', '-mpopcnt']),
                ('kernel_avx512.cc', ['-mavx512f', '-mavx512bw', '-mavx512vl',
                                      '-mavx512vpopcntdq', '-mpopcnt'])]
-SANITIZE_FLAGS = ['-fsanitize=address,undefined', '-fno-omit-frame-pointer', '-g', '-O1']
+# The int8 tile variant: AMX for the GEMM, AVX-512BW + BMI2 for its sign packing/epilogue.
+# Only built if the compiler knows the AMX flags (GCC >= 11, Clang >= 12).
+AMX_SOURCES = [('kernel_amx.cc', ['-mamx-tile', '-mamx-int8', '-mavx512f', '-mavx512bw',
+                                  '-mavx512vl', '-mbmi2'])]
+# Sanitizer builds also check every tile load/store's bounds (ASan does not see them).
+SANITIZE_FLAGS = ['-fsanitize=address,undefined', '-fno-omit-frame-pointer', '-g', '-O1',
+                  '-DBNN_TASKS_CHECK_TILE_BOUNDS=1']
 
 
 class BuildError(RuntimeError):
@@ -110,10 +117,23 @@ def ort_include_dir(log=print) -> str:
     return include
 
 
-def _sources():
+def _compiler_accepts(cxx, flags) -> bool:
+    """Whether ``cxx`` compiles an empty C++ file with ``flags``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, 'probe.cc')
+        with open(src, 'w') as f:
+            f.write('int main() { return 0; }\n')
+        result = subprocess.run([cxx, *flags, '-c', src, '-o', os.path.join(tmp, 'probe.o')],
+                                capture_output=True, text=True)
+        return result.returncode == 0
+
+
+def _sources(cxx='c++'):
     sources = list(SOURCES)
     if platform.machine().lower() in ('x86_64', 'amd64'):
         sources += X86_SOURCES
+        if _compiler_accepts(cxx, AMX_SOURCES[0][1]):
+            sources += AMX_SOURCES
     return sources
 
 
@@ -137,9 +157,11 @@ def build_library(output: str, build_dir: str, sanitize: bool = False, log=print
     include = ort_include_dir(log)
     flags = COMMON_FLAGS + (SANITIZE_FLAGS if sanitize else [])
     flags += shlex.split(os.environ.get('BNN_TASKS_CXXFLAGS', ''))
-    sources = _sources()
+    sources = _sources(cxx)
     if any(src == 'kernel_avx2.cc' for src, _ in sources):
         flags.append('-DBNN_TASKS_X86_KERNELS=1')
+    if any(src == 'kernel_amx.cc' for src, _ in sources):
+        flags.append('-DBNN_TASKS_AMX_KERNEL=1')
     stamp = output + '.buildhash'
     fingerprint = _fingerprint(cxx, flags, sources, include)
     if os.path.isfile(output) and os.path.isfile(stamp) and open(stamp).read() == fingerprint:

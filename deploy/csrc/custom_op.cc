@@ -191,6 +191,16 @@ OrtStatus* expect(const ConvAttributes& a, const TensorView& t, const char* name
   return nullptr;
 }
 
+// The geometry the weights depend on, known from the attributes alone (N, H, W are not).
+bnn::ConvShape attribute_shape(const ConvAttributes& a) {
+  bnn::ConvShape s{};
+  s.C = a.in_channels;
+  s.O = a.out_channels;
+  s.kh = a.kh; s.kw = a.kw; s.sh = a.sh; s.sw = a.sw; s.dh = a.dh; s.dw = a.dw;
+  s.pt = a.pt; s.pl = a.pl; s.pb = a.pb; s.pr = a.pr;
+  return s;
+}
+
 bool ort_parallel_for(void* ctx, void (*fn)(void*, size_t), size_t total, void* data) {
   OrtStatus* st = g_api->KernelContext_ParallelFor(static_cast<const OrtKernelContext*>(ctx), fn,
                                                    total, 0, data);
@@ -262,7 +272,7 @@ OrtStatus* compute(Kernel& k, OrtKernelContext* ctx) {
         (!k.weights_constant &&
          std::memcmp(k.weights->source.data(), w.data, words * sizeof(int32_t)) != 0)) {
       auto fresh = std::make_shared<bnn::PackedWeights>();
-      bnn::repack_weights(static_cast<const int32_t*>(w.data), s, fresh.get());
+      bnn::repack_weights(static_cast<const int32_t*>(w.data), s, *k.variant, fresh.get());
       k.weights = std::move(fresh);
     }
     packed = k.weights;
@@ -287,6 +297,37 @@ OrtStatus* compute(Kernel& k, OrtKernelContext* ctx) {
   return nullptr;
 }
 
+// A constant W_packed (the exported case) is repacked when the session is created, so the
+// first run does not pay for it (the amx variant unpacks it to int8 tiles here). A tensor
+// of the wrong type or shape is left alone: the first run reports it.
+void prepack_constant_weights(Kernel* k, const OrtValue* constant) {
+  TensorView w;
+  w.value = constant;
+  OrtTensorTypeAndShapeInfo* info = nullptr;
+  OrtStatus* st = g_api->GetTensorTypeAndShape(constant, &info);
+  if (st == nullptr) {
+    size_t rank = 0;
+    st = g_api->GetTensorElementType(info, &w.type);
+    if (st == nullptr) st = g_api->GetDimensionsCount(info, &rank);
+    if (st == nullptr) {
+      w.dims.assign(rank, 0);
+      st = g_api->GetDimensions(info, w.dims.data(), rank);
+    }
+    g_api->ReleaseTensorTypeAndShapeInfo(info);
+  }
+  if (st == nullptr) st = g_api->GetTensorMutableData(const_cast<OrtValue*>(constant), &w.data);
+  if (st != nullptr) {
+    g_api->ReleaseStatus(st);
+    return;
+  }
+  const bnn::ConvShape s = attribute_shape(k->attrs);
+  const std::vector<int64_t> expected = {s.O, s.kh, s.kw, s.words_per_pixel()};
+  if (w.type != ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32 || w.dims != expected) return;
+  auto packed = std::make_shared<bnn::PackedWeights>();
+  bnn::repack_weights(static_cast<const int32_t*>(w.data), s, *k->variant, packed.get());
+  k->weights = std::move(packed);
+}
+
 // ---- OrtCustomOp callbacks ----
 
 OrtStatus* ORT_API_CALL create_kernel(const OrtCustomOp*, const OrtApi*, const OrtKernelInfo* info,
@@ -295,7 +336,10 @@ OrtStatus* ORT_API_CALL create_kernel(const OrtCustomOp*, const OrtApi*, const O
     auto k = std::make_unique<Kernel>();
     RETURN_IF_STATUS(parse_attributes(info, &k->attrs));
     const char* why = "unknown error";
-    k->variant = bnn::select_kernel(&why);
+    const bnn::LayerShape layer{k->attrs.in_channels, k->attrs.out_channels,
+                                k->attrs.kh * k->attrs.kw, k->attrs.sh, k->attrs.sw,
+                                k->attrs.dh, k->attrs.dw};
+    k->variant = bnn::select_kernel(&why, &layer);
     if (k->variant == nullptr) return error(&k->attrs, why);
     int is_constant = 0;
     const OrtValue* constant = nullptr;
@@ -306,6 +350,7 @@ OrtStatus* ORT_API_CALL create_kernel(const OrtCustomOp*, const OrtApi*, const O
       is_constant = 0;
     }
     k->weights_constant = is_constant != 0 && constant != nullptr;
+    if (k->weights_constant) prepack_constant_weights(k.get(), constant);
     *kernel = k.release();
     return nullptr;
   } catch (const std::exception& e) {
@@ -409,6 +454,6 @@ BNN_EXPORT OrtStatus* ORT_API_CALL RegisterCustomOps(OrtSessionOptions* options,
 // be used. For tools and tests (loaded with ctypes); not part of the ONNX Runtime interface.
 BNN_EXPORT const char* BnnTasksSelectedKernel() {
   const char* why = "unknown error";
-  const bnn::KernelVariant* v = bnn::select_kernel(&why);
+  const bnn::KernelVariant* v = bnn::select_kernel(&why, nullptr);
   return v ? v->name : why;
 }

@@ -54,7 +54,7 @@ void popcount_gemm_avx2(const bnn::PopcountGemmArgs& g) {
 }
 
 const bnn::KernelVariant kAvx2 = {"avx2", pack_signs_generic, popcount_gemm_avx2,
-                                     epilogue_generic};
+                                     epilogue_generic, nullptr};
 
 }  // namespace
 

@@ -80,7 +80,7 @@ void pack_signs_avx512(const bnn::PackSignsArgs& g) {
 }
 
 const bnn::KernelVariant kAvx512 = {"avx512", pack_signs_avx512, popcount_gemm_avx512,
-                                     epilogue_generic};
+                                     epilogue_generic, nullptr};
 
 }  // namespace
 

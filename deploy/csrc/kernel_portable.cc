@@ -87,7 +87,7 @@ void popcount_gemm_portable(const bnn::PopcountGemmArgs& g) {
 }
 
 const bnn::KernelVariant kPortable = {"portable", pack_signs_generic, popcount_gemm_portable,
-                                     epilogue_generic};
+                                     epilogue_generic, nullptr};
 
 }  // namespace
 

@@ -1,14 +1,19 @@
 // Instruction-set specific building blocks of the binary convolution.
 //
-// The variants differ in the XNOR/popcount inner product over an im2col tile (hand-written
-// per ISA). The sign packing and the output transform are the same plain loops
-// (variant_generic_impl.h), compiled in each variant's translation unit with its ISA flags
-// so the compiler vectorizes them. Everything else (bit im2col, padding correction,
-// threading) is shared in binary_conv.cc and compiled for the baseline ISA.
+// The popcount variants (portable, avx2, avx512) differ in the XNOR/popcount inner product
+// over an im2col tile (hand-written per ISA). The sign packing and the output transform are
+// the same plain loops (variant_generic_impl.h), compiled in each variant's translation unit
+// with its ISA flags so the compiler vectorizes them. Everything else (bit im2col, padding
+// correction, threading) is shared in binary_conv.cc and compiled for the baseline ISA.
+//
+// The amx variant computes on int8 tiles instead of bits, so it has its own data layout and
+// runs the whole convolution in its translation unit (Int8TileConv below, kernel_amx.cc).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+
+#include "binary_conv_op.h"
 
 namespace bnn {
 
@@ -64,20 +69,67 @@ struct EpilogueArgs {
   int64_t next_count;
 };
 
+// Calls fn(data, i) for every i in [0, total), possibly concurrently. Returns false on failure.
+using ParallelFor = bool (*)(void* ctx, void (*fn)(void*, size_t), size_t total, void* data);
+
+// Output transform operands (OP_CONTRACT.md "Semantics"); optional ones may be null.
+struct Transform {
+  const float* post_scale;  // [O]
+  const float* post_bias;   // [O]
+  const float* row_scale;   // [Ho] or null
+  const float* col_scale;   // [Wo] or null
+  const float* residual;    // [N][O][Ho][Wo] or null
+};
+
+// Geometry of the int8 weight tiles (made by unpack_weights_to_int8_tiles).
+// The channels are split into chunks of k_chunk bytes, one tile row each (C rounded up to 4
+// if C < 64, else 64; channels past C are 0); K runs chunk by chunk, taps inside a chunk.
+struct Int8TileLayout {
+  int64_t k_chunk;         // channels per chunk (a multiple of 4, <= 64)
+  int64_t chunks_per_tap;  // ceil(C / k_chunk)
+  int64_t o_pairs;         // output channels in pairs of 16-row tiles: ceil(O / 32)
+};
+
+// Everything the int8 tile path needs, as plain pointers (its translation unit uses no
+// shared inline/template code). weights: [o_pairs][chunks_per_tap][taps][2][k_chunk/4][16][4]
+// int8 (+1/-1, 0 past C and past O; int8_tile_weights.h).
+struct Int8ConvArgs {
+  const ConvShape* shape;
+  const float* x;  // [N][C][H][W]
+  const int8_t* weights;
+  Int8TileLayout layout;
+  Transform transform;
+  float* y;  // [N][O][Ho][Wo]
+  ParallelFor parallel_for;
+  void* parallel_ctx;
+};
+
 struct KernelVariant {
   const char* name;
+  // Popcount variants: the per-ISA pieces driven by binary_conv.cc (null for amx).
   void (*pack_signs)(const PackSignsArgs&);
   void (*popcount_gemm)(const PopcountGemmArgs&);
   void (*epilogue)(const EpilogueArgs&);
+  // Int8 tile variants: the whole convolution (null for the popcount variants). Returns
+  // null or an error message.
+  const char* (*int8_tile_conv)(const Int8ConvArgs&);
 };
 
 const KernelVariant& portable_kernel();
 const KernelVariant& avx2_kernel();
 const KernelVariant& avx512_kernel();
+const KernelVariant& amx_kernel();
 
-// The variant to use: BNN_TASKS_KERNEL=portable|avx2|avx512 forces one (error if unknown or if
-// this CPU lacks it); unset/empty/"auto" picks the best the CPU supports.
-// Returns nullptr and fills *error on failure.
-const KernelVariant* select_kernel(const char** error);
+// Layer attributes the automatic choice looks at (the input's H and W are not known when a
+// session is created).
+struct LayerShape {
+  int64_t in_channels, out_channels, taps, stride_h, stride_w, dilation_h, dilation_w;
+};
+
+// The variant to use: BNN_TASKS_KERNEL=portable|avx2|avx512|amx forces one (error if unknown
+// or if this CPU lacks it); unset/empty/"auto" picks the best the CPU supports for this layer
+// (layer may be null: the best for a typical layer). Returns nullptr and fills *error on
+// failure.
+const KernelVariant* select_kernel(const char** error, const LayerShape* layer);
 
 }  // namespace bnn
