@@ -1,0 +1,144 @@
+"""The model-zoo table: each config's cost (OPs, BOPs, FLOPs, size) beside what was measured.
+
+Measured numbers are read from the results files under ``docs/results`` (written by
+``tools/results_table.py`` and ``tools/benchmark.py``) and reported only where they exist;
+every other cell is a dash. Cost reports come from ``bnn_tasks.analysis.count_model``.
+"""
+import glob
+import json
+import os.path as osp
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+from .cost import Cost, CostReport, human
+
+DASH = '-'
+
+
+@dataclass
+class MeasuredRun:
+    """One recorded training run of a config and its scores."""
+    metrics: Dict[str, float]
+    minutes: float  # all training stages: pretraining, first stage, this config
+    iterations: Optional[int]
+    source: str
+
+    def cell(self, key: str, scale: float = 1.0, digits: int = 3) -> Optional[str]:
+        value = self.metrics.get(key)
+        if not isinstance(value, (int, float)) or value < 0:
+            return None
+        return f'{value * scale:.{digits}f}'
+
+
+def load_measured(results_dir: str) -> Dict[str, List[MeasuredRun]]:
+    """``{config path: [runs]}`` from every results list (``[{"config", "metrics", ...}]``)."""
+    runs: Dict[str, List[MeasuredRun]] = {}
+    for path in sorted(glob.glob(osp.join(results_dir, '**', '*.json'), recursive=True)):
+        with open(path) as f:
+            data = json.load(f)
+        if not isinstance(data, list):
+            continue
+        for entry in data:
+            if not isinstance(entry, dict) or 'config' not in entry or not entry.get('metrics'):
+                continue
+            minutes = float(entry.get('train_minutes') or 0)
+            for stage in ('first_stage', 'pretrain'):
+                minutes += float((entry.get(stage) or {}).get('minutes') or 0)
+            runs.setdefault(entry['config'], []).append(MeasuredRun(
+                metrics=entry['metrics'], minutes=minutes, iterations=entry.get('iterations'),
+                source=osp.relpath(path, osp.dirname(results_dir.rstrip('/')))))
+    return runs
+
+
+def load_backbone_latency(results_dir: str) -> List[dict]:
+    """Whole-model latency records (``"models"`` of a benchmark.json), with their file."""
+    records = []
+    for path in sorted(glob.glob(osp.join(results_dir, '**', '*.json'), recursive=True)):
+        with open(path) as f:
+            data = json.load(f)
+        if isinstance(data, dict) and isinstance(data.get('models'), list):
+            for rec in data['models']:
+                records.append(dict(rec, source=osp.relpath(path, osp.dirname(
+                    results_dir.rstrip('/')))))
+    return records
+
+
+@dataclass
+class ZooRow:
+    config: str
+    task: str
+    report: CostReport
+    runs: List[MeasuredRun] = field(default_factory=list)
+
+    @property
+    def backbone(self) -> Cost:
+        total = Cost()
+        for row in self.report.rows:
+            if row.name == 'backbone' or row.name.startswith('backbone.'):
+                total.add(row.cost)
+        return total
+
+
+def _runs_cell(runs: List[MeasuredRun], key: str, scale: float = 1.0, digits: int = 3) -> str:
+    cells = [(run.cell(key, scale, digits), run) for run in runs]
+    cells = [f'{value} ({run.minutes:.0f} min)' for value, run in cells if value is not None]
+    return '; '.join(cells) if cells else DASH
+
+
+def _shape(report: CostReport) -> str:
+    return 'x'.join(str(v) for v in report.input_shape[2:]) if report.input_shape else DASH
+
+
+ZOO_HEADER = ('| config | task | input | OPs | BOPs | FLOPs | backbone OPs | binary / float '
+              'params | size MB | COCO mAP | VOC mAP@0.5 | mIoU | latency |')
+
+
+def render_zoo_rows(rows: List[ZooRow]) -> List[str]:
+    lines = [ZOO_HEADER, '|' + '---|' * ZOO_HEADER.count(' | ') + '---|']
+    for row in rows:
+        t = row.report.total
+        det = row.task == 'detection'
+        lines.append('| ' + ' | '.join([
+            f'`{row.config}`', row.task, _shape(row.report), human(t.ops), human(t.bops),
+            human(t.flops), human(row.backbone.ops),
+            f'{t.binary_params / 1e6:.2f}M / {t.float_params / 1e6:.2f}M',
+            f'{t.storage_mb:.2f}',
+            _runs_cell(row.runs, 'coco/bbox_mAP') if det else DASH,
+            _runs_cell(row.runs, 'pascal_voc/mAP') if det else DASH,
+            DASH if det else _runs_cell(row.runs, 'mIoU', 1.0, 1),
+            DASH]) + ' |')
+    return lines
+
+
+def render_latency(records: List[dict], backbone_costs: Dict[str, CostReport]) -> List[str]:
+    """Whole-backbone latency, one row per (model, threads, implementation)."""
+    if not records:
+        return []
+    lines = ['| model | OPs | BOPs | FLOPs | size MB | threads | implementation | median ms | '
+             'vs ORT float | source |', '|---|---|---|---|---|---|---|---|---|---|']
+    for rec in records:
+        if rec.get('impl', '').startswith('file_size') or rec.get('median_s') in (None,):
+            continue
+        median = rec.get('median_s')
+        if not isinstance(median, (int, float)) or median != median:  # NaN: not a timing
+            continue
+        report = backbone_costs.get(rec['model'])
+        t = report.total if report is not None else None
+        cost = ([human(t.ops), human(t.bops), human(t.flops), f'{t.storage_mb:.2f}']
+                if t is not None else [DASH] * 4)
+        speedup = rec.get('speedup_vs_ort_float')
+        lines.append('| ' + ' | '.join(
+            [rec['model']] + cost + [str(rec.get('threads', DASH)), rec.get('impl', DASH),
+                                     f'{median * 1000:.1f}',
+                                     f'{speedup:.2f}x' if speedup else DASH,
+                                     rec['source']]) + ' |')
+    return lines
+
+
+def file_sizes(records: List[dict]) -> Dict[str, Dict[str, int]]:
+    """``{model: {impl: bytes}}`` of the exported files a benchmark recorded."""
+    out: Dict[str, Dict[str, int]] = {}
+    for rec in records:
+        if rec.get('impl', '').startswith('file_size') and rec.get('size_bytes'):
+            out.setdefault(rec['model'], {})[rec['impl']] = int(rec['size_bytes'])
+    return out
