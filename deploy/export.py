@@ -81,8 +81,10 @@ def _as_tuple(out) -> Tuple[Tensor, ...]:
 
 def export_module(module: nn.Module, inputs: Tuple[Tensor, ...], path: str,
                   input_names: Sequence[str], output_names: Sequence[str],
-                  mode: str = 'binary') -> Tuple[onnx.ModelProto, Dict[str, int]]:
-    """Export a prepared module (binary convs already swapped) and run the graph passes."""
+                  mode: str = 'binary', metadata: Optional[Dict[str, str]] = None
+                  ) -> Tuple[onnx.ModelProto, Dict[str, int]]:
+    """Export a prepared module (binary convs already swapped) and run the graph passes;
+    ``metadata`` goes into the file's ``metadata_props``."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with warnings.catch_warnings():
         # The legacy-exporter notice and tracer warnings about data-dependent shapes (the
@@ -100,6 +102,8 @@ def export_module(module: nn.Module, inputs: Tuple[Tensor, ...], path: str,
         del model.opset_import[:]
         model.opset_import.extend(keep)
     model.producer_name = 'bnn_tasks'
+    if metadata:
+        onnx.helper.set_model_props(model, dict(metadata))
     onnx.checker.check_model(model)
     onnx.save(model, path)
     return model, folded
@@ -107,12 +111,14 @@ def export_module(module: nn.Module, inputs: Tuple[Tensor, ...], path: str,
 
 def export_model(model: nn.Module, path: str, shape: Tuple[int, int], mode: str = 'binary',
                  example_input: Optional[Tensor] = None, seed: int = 0,
-                 valid_hw: Optional[Tuple[int, int]] = None) -> ExportResult:
+                 valid_hw: Optional[Tuple[int, int]] = None,
+                 metadata: Optional[Dict[str, str]] = None) -> ExportResult:
     """Export an mmdet detector, mmseg segmentor or a backbone at input ``shape`` (H, W).
 
     The model is copied, so the caller's model is unchanged. ``example_input`` [1, 3, H, W] is
     the sample used for tracing and as the verification input (default: seeded N(0, 1));
-    ``valid_hw`` is the image size inside it for detectors (default: all of it).
+    ``valid_hw`` is the image size inside it for detectors (default: all of it);
+    ``metadata`` is stored in the file (e.g. ``export_record.pipeline_record`` as JSON).
     """
     if mode not in EXPORT_MODES:
         raise ValueError(f'mode must be one of {EXPORT_MODES}, got {mode!r}')
@@ -136,7 +142,8 @@ def export_model(model: nn.Module, path: str, shape: Tuple[int, int], mode: str 
     wrapper.eval()
     with torch.no_grad():
         torch_outputs = _as_tuple(wrapper(*inputs))
-    onnx_model, folded = export_module(wrapper, inputs, path, input_names, output_names, mode)
+    onnx_model, folded = export_module(wrapper, inputs, path, input_names, output_names, mode,
+                                       metadata)
     return ExportResult(path=path, mode=mode, kind=kind, input_names=tuple(input_names),
                         output_names=tuple(output_names), inputs=inputs,
                         torch_outputs=tuple(t.detach() for t in torch_outputs),

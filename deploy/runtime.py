@@ -18,6 +18,7 @@ import onnx
 import torch
 import torch.nn.functional as F
 
+from .export_record import seg_head_settings
 from .model_loading import init_scope
 from .op_spec import DOMAIN
 from .runtime_lite import create_session as _create_session
@@ -157,10 +158,7 @@ def build_onnx_model(cfg, path: str, threads: int = 1):
     if 'dets' in outputs:
         return OnnxDetector(path, threads)
     if 'seg_logits' in outputs:
-        head = cfg.model.get('decode_head', {})
-        head = head[-1] if isinstance(head, (list, tuple)) else head
-        return OnnxSegmentor(path, threads, align_corners=bool(head.get('align_corners', False)),
-                             threshold=float(head.get('threshold', 0.3) or 0.3))
+        return OnnxSegmentor(path, threads, **seg_head_settings(cfg))
     raise OnnxRuntimeError(f'{path} is not a bnn_tasks detector/segmentor export (its outputs '
                            f'are {outputs}; expected dets/labels or seg_logits/labels)')
 

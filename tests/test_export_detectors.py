@@ -153,6 +153,15 @@ def test_deploy_cli_exports_verifies_and_writes_json(tmp_path):
         assert entry['verify']['seg_logits']['max_abs_diff'] < 1e-3
         assert entry['verify']['seg_logits']['fraction_close'] == 1.0
     assert saved['exports']['binary']['binary_conv_nodes'] > 0
+    # the test pipeline around the graph travels in the file, for deploy/runtime_lite.py
+    import onnx
+    from bnn_tasks.deploy.runtime_lite import RECORD_KEY
+    props = {p.key: p.value for p in onnx.load(saved['exports']['binary']['path'],
+                                               load_external_data=False).metadata_props}
+    record = json.loads(props[RECORD_KEY])
+    assert record == saved['pipeline'] and record['task'] == 'segmentation'
+    assert record['resize'] == dict(scale=[256, 256], keep_ratio=True)
+    assert record['rgb'] and len(record['mean']) == 3 and record['unsupported_steps'] == []
     assert saved['exports']['float']['binary_conv_nodes'] == 0
 
 

@@ -9,7 +9,9 @@ sample input (the first test image when the test set exists, else seeded noise),
 all of it to ``DIR/NAME.json``. ``--float`` writes only the float twin. Configs without binary
 convs (full-precision baselines) export to a standard ``NAME.onnx``.
 
-Run the exported file on the config's test set with
+The ``.onnx`` files carry the test pipeline around the graph (resize, normalisation, class
+names; ``deploy/export_record.py``) in their metadata, so ``deploy/runtime_lite.py`` runs them
+with onnxruntime and numpy alone. Run the exported file on the config's test set with
 ``python tools/test.py CONFIG DIR/NAME.onnx`` (ONNX Runtime backend).
 """
 import argparse
@@ -51,6 +53,8 @@ def main(argv=None):
     from mmengine.config import Config
 
     from bnn_tasks.deploy.export import compare_outputs, export_model
+    from bnn_tasks.deploy.export_record import RECORD_KEY, pipeline_record
+    from bnn_tasks.deploy.export_wrappers import model_kind
     from bnn_tasks.deploy.model_loading import (build_model, default_export_shape,
                                                 load_checkpoint_strict)
     from bnn_tasks.deploy.runtime import create_session
@@ -62,6 +66,11 @@ def main(argv=None):
         sys.exit('cannot infer the export shape from the test pipeline; pass --shape H W')
     model = build_model(cfg)
     load_checkpoint_strict(model, args.checkpoint)
+    task = {'two_stage': 'detection', 'single_stage': 'detection',
+            'segmentor': 'segmentation'}.get(model_kind(model))
+    # the test pipeline around the graph, for runtime_lite (it needs no config)
+    record = task and pipeline_record(cfg, task, getattr(model, 'dataset_meta', None))
+    metadata = {RECORD_KEY: json.dumps(record)} if record else None
     name = args.name or osp.splitext(osp.basename(args.config))[0]
     os.makedirs(args.out, exist_ok=True)
     has_binary = any(isinstance(m, BinaryConv2d) for m in model.modules())
@@ -69,13 +78,13 @@ def main(argv=None):
 
     modes = ['float'] if args.float else (['binary', 'float'] if has_binary else ['float'])
     report = dict(config=args.config, checkpoint=args.checkpoint, shape=list(shape),
-                  batch_size=1, sample_input=sample_kind, exports={})
+                  batch_size=1, sample_input=sample_kind, pipeline=record, exports={})
     for mode in modes:
         suffix = '_float' if mode == 'float' and has_binary else ''
         path = osp.join(args.out, f'{name}{suffix}.onnx')
         t0 = time.time()
         result = export_model(model, path, shape, mode, example_input=example,
-                              valid_hw=valid_hw)
+                              valid_hw=valid_hw, metadata=metadata)
         entry = dict(path=path, mode=mode, kind=result.kind, size_bytes=result.size,
                      binary_conv_nodes=result.num_binary_nodes, folded=result.folded,
                      inputs=list(result.input_names), outputs=list(result.output_names),
