@@ -326,6 +326,20 @@ def summarize(records: List[dict], variants: Sequence[str]) -> dict:
                    and r['impl'] == f'binary_{variant}' and r['threads'] == 1]
         if ceiling:
             out[f'ceiling_median_speedup_{variant}_1t'] = statistics.median(ceiling)
+    # The int8 tile variant against the popcount one, layer by layer (same process, same run).
+    for threads in sorted({r['threads'] for r in bireal}):
+        by_layer = {}
+        for r in bireal:
+            if r['threads'] == threads and r['impl'] in ('binary_amx', 'binary_avx512'):
+                by_layer.setdefault(r['name'], {})[r['impl']] = r
+        ratios = [v['binary_avx512']['median_s'] / v['binary_amx']['median_s']
+                  for v in by_layer.values() if len(v) == 2]
+        if ratios:
+            out[f'bireal18_median_amx_over_avx512_{threads}t'] = statistics.median(ratios)
+        cpu = [v['binary_avx512']['median_cpu_s'] / v['binary_amx']['median_cpu_s']
+               for v in by_layer.values() if len(v) == 2 and threads == 1]
+        if cpu:
+            out['bireal18_median_amx_over_avx512_1t_cputime'] = statistics.median(cpu)
     # 2-thread scaling: median over each model's largest layers (by MACs) of t(1) / t(2).
     for model in sorted({r['model'] for r in records}):
         rows = [r for r in records if r['model'] == model]
