@@ -4,18 +4,12 @@ Export must not silently run a half-initialised model: a checkpoint whose keys o
 fit the config's model (another architecture, another number of classes) is an error that names
 the mismatching parameters.
 """
-from typing import Dict, List, Optional, Tuple
+from typing import Optional, Tuple
 
-import torch
 from torch import nn
 
-
-class CheckpointMismatchError(ValueError):
-    """The checkpoint does not belong to the model the config builds."""
-
-
-# Buffers that older checkpoints may lack and that do not change inference.
-_OPTIONAL_SUFFIXES = ('num_batches_tracked',)
+from bnn_tasks.checkpoint import (CheckpointMismatchError, check_state_dict,  # noqa: F401
+                                  read_checkpoint, state_dict_of)
 
 
 def init_scope(cfg) -> str:
@@ -44,59 +38,9 @@ def build_model(cfg) -> nn.Module:
     return MODELS.build(model_cfg).cpu().eval()
 
 
-def state_dict_of(checkpoint) -> Dict[str, torch.Tensor]:
-    if isinstance(checkpoint, dict) and 'state_dict' in checkpoint:
-        checkpoint = checkpoint['state_dict']
-    elif isinstance(checkpoint, dict) and 'model' in checkpoint and isinstance(
-            checkpoint['model'], dict):
-        checkpoint = checkpoint['model']
-    if not isinstance(checkpoint, dict):
-        raise CheckpointMismatchError(f'checkpoint holds a {type(checkpoint).__name__}, not a '
-                                      'state dict')
-    return {(k[7:] if k.startswith('module.') else k): v for k, v in checkpoint.items()
-            if isinstance(v, torch.Tensor)}
-
-
-def _preview(names: List[str], n: int = 5) -> str:
-    """``a, b, c, ... (k more; by module: backbone 60, roi_head 8)``."""
-    shown = ', '.join(names[:n])
-    if len(names) <= n:
-        return shown
-    counts: Dict[str, int] = {}
-    for name in names:
-        top = name.split('.')[0].split(' ')[0]
-        counts[top] = counts.get(top, 0) + 1
-    by_module = ', '.join(f'{k} {v}' for k, v in counts.items())
-    return f'{shown}, ... ({len(names) - n} more; by module: {by_module})'
-
-
-def check_state_dict(model: nn.Module, state: Dict[str, torch.Tensor],
-                     source: str = 'checkpoint') -> None:
-    """Raise :class:`CheckpointMismatchError` unless ``state`` fits ``model`` exactly."""
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state and not k.endswith(_OPTIONAL_SUFFIXES)]
-    unexpected = [k for k in state if k not in expected]
-    mismatched = [f'{k} {tuple(state[k].shape)} vs {tuple(v.shape)}'
-                  for k, v in expected.items() if k in state and state[k].shape != v.shape]
-    if missing or unexpected or mismatched:
-        parts = []
-        if missing:
-            parts.append(f'{len(missing)} parameters missing from it ({_preview(missing)})')
-        if unexpected:
-            parts.append(f'{len(unexpected)} unexpected ({_preview(unexpected)})')
-        if mismatched:
-            parts.append(f'{len(mismatched)} with other shapes (checkpoint vs model: '
-                         f'{_preview(mismatched, 3)})')
-        raise CheckpointMismatchError(
-            f'{source} does not fit the model built from the config '
-            f'({type(model).__name__} with {type(getattr(model, "backbone", model)).__name__}): '
-            + '; '.join(parts) + '. Is it a checkpoint of another architecture or config?')
-
-
 def load_checkpoint_strict(model: nn.Module, path: str) -> dict:
     """Load ``path`` into ``model`` after :func:`check_state_dict`; returns its ``meta``."""
-    from mmengine.runner.checkpoint import _load_checkpoint
-    checkpoint = _load_checkpoint(path, map_location='cpu')
+    checkpoint = read_checkpoint(path)
     state = state_dict_of(checkpoint)
     check_state_dict(model, state, source=f'checkpoint {path!r}')
     model.load_state_dict(state, strict=False)

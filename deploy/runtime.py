@@ -220,31 +220,19 @@ def first_test_input(cfg, export_hw: Sequence[int]):
     return img, (h, w)
 
 
-def run_onnx_test(cfg, args) -> Dict[str, float]:
+def run_onnx_test(cfg, path: str, threads: int = 1) -> Dict[str, float]:
     """``tools/test.py`` with ``--backend onnxruntime`` or an ``.onnx`` checkpoint.
 
-    Uses ``args.checkpoint`` (the ``.onnx`` file) and, when present, ``args.threads``. What is
-    scored and dumped is ``cfg.test_evaluator`` (``tools/test.py`` adds the ``--out`` dump to it,
-    for both backends). Prints the metrics, writes them
-    to ``{work_dir}/test_metrics_onnx.json`` when the config has a ``work_dir`` and returns them.
+    Scores (and dumps) through ``cfg.test_evaluator`` as the PyTorch backend does, logs the
+    metrics and returns them (``bnn_tasks.jobs.record_test`` writes them down).
     """
-    import json
-
     from mmengine.logging import print_log
-    path = args.checkpoint
     if not str(path).endswith('.onnx'):
         raise OnnxRuntimeError(f'the ONNX Runtime backend needs an exported .onnx file, got '
                                f'{path!r}; export one with tools/deploy.py CONFIG CHECKPOINT')
-    if getattr(args, 'show_dir', None):
-        print_log('--show-dir is not supported by the ONNX Runtime backend; ignored',
-                  logger='current', level=30)
-    metrics = evaluate_onnx(cfg, path, threads=int(getattr(args, 'threads', None) or 1))
+    metrics = evaluate_onnx(cfg, path, threads=int(threads or 1))
     metrics = {k: (float(v) if hasattr(v, '__float__') else v) for k, v in metrics.items()}
     text = '  '.join(f'{k}: {v:.4f}' if isinstance(v, float) else f'{k}: {v}'
                      for k, v in metrics.items())
     print_log(f'ONNX Runtime ({os.path.basename(path)}) test: {text}', logger='current')
-    if cfg.get('work_dir'):
-        os.makedirs(cfg.work_dir, exist_ok=True)
-        with open(os.path.join(cfg.work_dir, 'test_metrics_onnx.json'), 'w') as f:
-            json.dump(metrics, f, indent=2, sort_keys=True)
     return metrics

@@ -7,7 +7,6 @@ twice with the same dataloader and evaluator config: once with ``model.test_step
 the metrics (equal within 0.1 points), every image's predictions are compared, because an
 untrained model's metric alone could agree by accident.
 """
-import argparse
 import os.path as osp
 
 import numpy as np
@@ -99,7 +98,7 @@ def test_detector_onnx_test_matches_pytorch_test(tiny_digits, tmp_path):
         np.testing.assert_allclose(op.scores[:k].numpy(), tp.scores[:k].numpy(), atol=1e-4)
         np.testing.assert_array_equal(op.labels[:k].numpy(), tp.labels[:k].numpy())
 
-    onnx_metrics = run_onnx_test(cfg, argparse.Namespace(checkpoint=path))
+    onnx_metrics = run_onnx_test(cfg, path)
     assert 'coco/bbox_mAP' in onnx_metrics
     _assert_metrics_equal(torch_metrics, onnx_metrics, points=0.001)  # COCO mAP is in [0, 1]
 
@@ -120,7 +119,7 @@ def test_segmentor_onnx_test_matches_pytorch_test(tiny_digits, tmp_path):
         assert tuple(o.pred_sem_seg.data.shape[-2:]) == tuple(t.metainfo['ori_shape'][:2])
         agree = (o.pred_sem_seg.data == t.pred_sem_seg.data).float().mean().item()
         assert agree >= 0.999
-    onnx_metrics = run_onnx_test(cfg, argparse.Namespace(checkpoint=path))
+    onnx_metrics = run_onnx_test(cfg, path)
     assert 'mIoU' in onnx_metrics
     _assert_metrics_equal(torch_metrics, onnx_metrics, points=0.1)  # mmseg reports percent
 
@@ -131,13 +130,13 @@ def test_runner_rejects_images_larger_than_the_export(tiny_digits, tmp_path):
     path = str(tmp_path / 'small.onnx')
     export_model(model, path, (64, 64), 'binary')
     with pytest.raises(OnnxRuntimeError, match='--shape'):
-        run_onnx_test(cfg, argparse.Namespace(checkpoint=path))
+        run_onnx_test(cfg, path)
 
 
 def test_runner_needs_an_onnx_file(tiny_digits):
     cfg = _tiny_config('bireal/fcn_bireal18-d8_digits.py', tiny_digits)
     with pytest.raises(OnnxRuntimeError, match='tools/deploy.py'):
-        run_onnx_test(cfg, argparse.Namespace(checkpoint='model.pth'))
+        run_onnx_test(cfg, "model.pth")
 
 
 def test_tools_test_runs_an_onnx_checkpoint(tiny_digits, tmp_path):

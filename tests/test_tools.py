@@ -1,5 +1,6 @@
 """tools/train.py, tools/test.py, tools/dist_train.sh: runs, resume, and bad-input messages."""
 import glob
+import json
 import os
 import os.path as osp
 import re
@@ -265,7 +266,7 @@ def test_onnx_checkpoint_dispatches_to_runtime(tmp_path, capsys, monkeypatch):
     import types
     calls = []
     fake = types.ModuleType('bnn_tasks.deploy.runtime')
-    fake.run_onnx_test = lambda cfg, args: calls.append((cfg.default_scope, args.checkpoint))
+    fake.run_onnx_test = lambda cfg, path, threads: calls.append((cfg.default_scope, path)) or {}
     monkeypatch.setitem(sys.modules, 'bnn_tasks.deploy.runtime', fake)
     model = tmp_path / 'm.onnx'
     model.write_bytes(b'onnx')
@@ -275,7 +276,9 @@ def test_onnx_checkpoint_dispatches_to_runtime(tmp_path, capsys, monkeypatch):
     (tmp_path / 'annotations').mkdir()
     (tmp_path / 'annotations' / 'instances_val.json').write_text('{}')
     opts['test_evaluator.0.ann_file'] = str(tmp_path / 'annotations' / 'instances_val.json')
-    code = test_tool.run_tool(test_tool.main, [DET, str(model), '--cfg-options']
-                              + options_to_cli(opts))
+    code = test_tool.run_tool(test_tool.main, [DET, str(model), '--work-dir', str(tmp_path),
+                                               '--cfg-options'] + options_to_cli(opts))
     assert code == 0, capsys.readouterr().err
     assert calls == [('mmdet', str(model))]
+    assert json.loads((tmp_path / 'test_result_onnx.json').read_text())['backend'] == \
+        'onnxruntime'

@@ -29,7 +29,8 @@ import os
 import os.path as osp
 import subprocess
 import sys
-import time
+
+from bnn_tasks.jobs import read_result
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEFAULT_DATA = osp.join(REPO, 'data/digits')
@@ -99,29 +100,26 @@ def data_options(data_root: str) -> list:
            for evaluator in ('val_evaluator', 'test_evaluator')]
 
 
-def train_stage(config, work_dir, max_iters, minutes, options) -> tuple:
-    """Train one stage; returns (last checkpoint, iterations done, wall-clock minutes)."""
+def train_stage(config, work_dir, max_iters, minutes, options) -> dict:
+    """Train one stage; returns its summary row (checkpoint, iterations, minutes, seed)."""
     cmd = ['python', 'tools/train.py', config, '--work-dir', work_dir,
            '--max-iters', str(max_iters), '--budget-minutes', str(minutes),
            '--val-interval', '0']  # the binary detector is scored once, after training
     if options:
         cmd += ['--cfg-options', *options]
-    t0 = time.time()
     run(cmd)
-    elapsed = (time.time() - t0) / 60
-    with open(osp.join(REPO, work_dir, 'last_checkpoint')) as f:
-        checkpoint = repo_path(f.read().strip())
-    iterations = int(osp.splitext(osp.basename(checkpoint))[0].split('_')[-1])
-    return checkpoint, iterations, elapsed
+    result = read_result(osp.join(REPO, work_dir), 'train')
+    return dict(config=config, iterations=result['iterations'], seed=result['seed'],
+                train_minutes=round(result['train_minutes'], 1),
+                checkpoint=repo_path(result['checkpoint']))
 
 
-def test(config, checkpoint, work_dir, options, metrics_file, extra=()) -> dict:
+def test(config, checkpoint, work_dir, options, result_kind, extra=()) -> dict:
     cmd = ['python', 'tools/test.py', config, checkpoint, '--work-dir', work_dir, *extra]
     if options:
         cmd += ['--cfg-options', *options]
     run(cmd)
-    with open(osp.join(REPO, work_dir, metrics_file)) as f:
-        metrics = json.load(f)
+    metrics = read_result(osp.join(REPO, work_dir), result_kind)['metrics']
     return dict(coco_mAP=metrics['coco/bbox_mAP'], voc_mAP50=metrics['pascal_voc/mAP'])
 
 
@@ -137,18 +135,15 @@ def main(argv=None):
 
     stages, load_from = [], []
     if args.first_stage_config:
-        ckpt, iters, minutes = train_stage(
+        stages.append(train_stage(
             args.first_stage_config, osp.join(args.work_dir, 'stage1_float'),
-            args.first_stage_iters, args.first_stage_minutes, options)
-        stages.append(dict(config=args.first_stage_config, iterations=iters,
-                           train_minutes=round(minutes, 1), checkpoint=ckpt))
-        load_from = [f'load_from={ckpt}']
+            args.first_stage_iters, args.first_stage_minutes, options))
+        load_from = [f'load_from={stages[-1]["checkpoint"]}']
     binary_dir = osp.join(args.work_dir, 'stage2_binary' if stages else 'binary')
-    ckpt, iters, minutes = train_stage(args.config, binary_dir, args.max_iters,
-                                       args.budget_minutes, options + load_from)
-    stages.append(dict(config=args.config, iterations=iters, train_minutes=round(minutes, 1),
-                       checkpoint=ckpt))
-    torch_scores = test(args.config, ckpt, binary_dir, options, 'test_metrics.json')
+    stages.append(train_stage(args.config, binary_dir, args.max_iters, args.budget_minutes,
+                              options + load_from))
+    ckpt = stages[-1]['checkpoint']
+    torch_scores = test(args.config, ckpt, binary_dir, options, 'test')
 
     # the config exactly as trained (data root and other options included) drives the export
     trained_config = osp.join(binary_dir, osp.basename(args.config))
@@ -158,7 +153,7 @@ def main(argv=None):
     with open(osp.join(REPO, export_dir, 'detector.json')) as f:
         exports = json.load(f)['exports']
     onnx_scores = test(trained_config, exports['binary']['path'], export_dir, [],
-                       'test_metrics_onnx.json', extra=['--threads', str(args.threads)])
+                       'test_onnx', extra=['--threads', str(args.threads)])
 
     summary = dict(
         stages=stages, train_minutes=round(sum(s['train_minutes'] for s in stages), 1),
@@ -175,8 +170,8 @@ def print_summary(summary: dict):
     mb = 1024 * 1024
     print('\n=== main job summary ===')
     for i, stage in enumerate(summary['stages'], 1):
-        print(f'stage {i}: {stage["iterations"]} iterations in {stage["train_minutes"]} min '
-              f'({stage["config"]})')
+        print(f'stage {i}: {stage["iterations"]} iterations in {stage["train_minutes"]} min, '
+              f'seed {stage["seed"]} ({stage["config"]})')
     print(f'{"binary detector":28s} {"COCO mAP":>9s} {"VOC mAP@0.5":>12s}')
     for name in ('pytorch', 'onnxruntime'):
         m = summary[name]

@@ -19,8 +19,7 @@ import os
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # tools/train.py's shared helpers
-from train import ToolError, load_config, run_tool  # noqa: E402
+from bnn_tasks.cli import ToolError, config_from_args, run_tool
 
 
 def parse_args(argv=None):
@@ -50,7 +49,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = load_config(args)
+    cfg = config_from_args(args)
     out = args.out or cfg.get('load_from')
     if not out:
         raise ToolError(f'{args.config} has no load_from: give --out')

@@ -6,23 +6,18 @@
     python tools/test.py CONFIG model.onnx                                # ONNX Runtime
 
 The task is read from the config's ``default_scope``. Metrics are logged and also written to
-``<work_dir>/test_metrics.json``. ``--out``: detection -> a pickle of predictions
-(mmdet's DumpDetResults); segmentation -> a folder of predicted label PNGs.
-``--show-dir``: images with predicted boxes (detection) or the colour-coded predicted mask
-beside the ground truth (segmentation). A checkpoint ending in ``.onnx`` (or
-``--backend onnxruntime``) is run by ``bnn_tasks.deploy.runtime.run_onnx_test``.
+``<work_dir>/test_metrics.json`` (``test_metrics_onnx.json`` for ONNX Runtime), with the
+test result (metrics, checkpoint, its training seed) in ``test_result.json``. ``--out``:
+detection -> a pickle of predictions (mmdet's DumpDetResults); segmentation -> a folder of
+predicted label PNGs. ``--show-dir``: images with predicted boxes (detection) or the
+colour-coded predicted mask beside the ground truth (segmentation). A checkpoint ending in
+``.onnx`` (or ``--backend onnxruntime``) is run by ``bnn_tasks.deploy.runtime``.
 """
 import argparse
-import json
-import os
 import os.path as osp
 import sys
-import time
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # the shared helpers in train.py
-
-from train import (ToolError, add_common_args, build_runner, check_state_dict_matches,  # noqa
-                   load_checkpoint_file, load_config, run_tool, task_of)
+from bnn_tasks.cli import ToolError, add_common_args, config_from_args, run_tool
 
 
 def parse_args(argv=None):
@@ -40,72 +35,26 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def enable_visualization(cfg, show_dir: str) -> None:
-    """Turn on the task's visualization hook, writing into ``show_dir``."""
-    hooks = cfg.default_hooks
-    if 'visualization' not in hooks:
-        raise ToolError('--show-dir needs default_hooks.visualization in the config')
-    hooks.visualization['draw'] = True
-    os.makedirs(show_dir, exist_ok=True)
-    # a fresh visualizer instance: mmengine reuses one by name across runners in a process
-    cfg.visualizer['name'] = f'test_visualizer_{time.time_ns()}'
-    if cfg.default_scope == 'mmdet':
-        hooks.visualization['test_out_dir'] = osp.abspath(show_dir)
-    else:
-        # SegLocalVisualizer draws ground truth and prediction side by side
-        hooks.visualization['interval'] = 1
-        cfg.visualizer['save_dir'] = osp.abspath(show_dir)
-        cfg.visualizer['alpha'] = 1.0  # the predicted mask in full colour, not blended
-
-
-def add_output(cfg, out: str) -> None:
-    if cfg.default_scope == 'mmdet':
-        if not out.endswith(('.pkl', '.pickle')):
-            raise ToolError(f'--out {out!r}: detection predictions are dumped to a .pkl file')
-        evaluators = cfg.test_evaluator
-        evaluators = list(evaluators) if isinstance(evaluators, (list, tuple)) else [evaluators]
-        cfg.test_evaluator = evaluators + [dict(type='DumpDetResults', out_file_path=out)]
-    else:
-        os.makedirs(out, exist_ok=True)
-        cfg.test_evaluator['output_dir'] = out
-        cfg.test_evaluator['keep_results'] = True
-
-
 def main(argv=None):
     args = parse_args(argv)
-    cfg = load_config(args)
-    from bnn_tasks.datasets.preflight import check_data
-    check_data(cfg, splits=('test', ))
-    if args.out:  # both backends score through cfg.test_evaluator, so both dump through it
-        add_output(cfg, args.out)
+    from bnn_tasks import jobs
+    cfg = config_from_args(args)
     backend = args.backend or ('onnxruntime' if args.checkpoint.endswith('.onnx') else 'pytorch')
-    if backend == 'onnxruntime':
-        try:
-            from bnn_tasks.deploy.runtime import run_onnx_test
-        except ImportError as e:
-            raise ToolError(f'ONNX Runtime testing needs bnn_tasks.deploy.runtime: {e}') from None
-        if not osp.isfile(args.checkpoint):
-            raise ToolError(f'ONNX model {args.checkpoint!r} does not exist')
-        return run_onnx_test(cfg, args)
-
-    ckpt = load_checkpoint_file(args.checkpoint)
-    cfg.load_from = args.checkpoint
-    cfg.resume = False
+    if backend == 'pytorch':
+        jobs.prepare_test(cfg, args.out, args.show_dir)
+        return jobs.test(cfg, args.config, args.checkpoint)['metrics']
+    jobs.prepare_test(cfg, args.out)
+    try:
+        from bnn_tasks.deploy.runtime import run_onnx_test
+    except ImportError as e:
+        raise ToolError(f'ONNX Runtime testing needs bnn_tasks.deploy.runtime: {e}') from None
+    if not osp.isfile(args.checkpoint):
+        raise ToolError(f'ONNX model {args.checkpoint!r} does not exist')
     if args.show_dir:
-        enable_visualization(cfg, args.show_dir)
-    runner = build_runner(cfg)
-    check_state_dict_matches(runner.model, ckpt, args.checkpoint)
-    del ckpt
-    runner.logger.info(f'task: {task_of(cfg)} ({cfg.default_scope})')
-    metrics = runner.test()
-    metrics = {k: (float(v) if isinstance(v, (int, float)) or hasattr(v, '__float__') else v)
-               for k, v in (metrics or {}).items()}
-    if runner.rank == 0:
-        path = osp.join(cfg.work_dir, 'test_metrics.json')
-        with open(path, 'w') as f:
-            json.dump(metrics, f, indent=2, sort_keys=True)
-        runner.logger.info(f'metrics written to {path}')
-    return metrics
+        print('--show-dir is not supported by the ONNX Runtime backend; ignored',
+              file=sys.stderr)
+    metrics = run_onnx_test(cfg, args.checkpoint, threads=args.threads)
+    return jobs.record_test(cfg, args.config, args.checkpoint, 'onnxruntime', metrics)['metrics']
 
 
 if __name__ == '__main__':

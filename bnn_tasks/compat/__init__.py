@@ -3,6 +3,8 @@
 - ``ssd_head_loss_cls``: mmdet 3.3.0 ``SSDHead.predict`` AttributeError ``loss_cls``.
 - ``checkpoint_safe_globals``: mmengine 0.10.7 cannot load its own checkpoints under
   torch >= 2.6 (``torch.load(weights_only=True)`` by default); allow-list the types they hold.
+- ``atomic_checkpoint_writes``: mmengine 0.10.7 writes checkpoints and ``last_checkpoint`` in
+  place and prunes old checkpoints before saving the new one; a kill mid-save loses them.
 - ``cpu_distributed_init``: mmengine 0.10.7 ``--launcher pytorch`` calls
   ``torch.cuda.set_device`` unconditionally, so CPU-only (gloo) distributed runs fail.
 - ``seg_class_weight_ignore``: mmseg 1.2.2 ``CrossEntropyLoss`` with ``class_weight`` raises
@@ -12,8 +14,8 @@
 
 Each fix is idempotent and only touches the library when that library is installed.
 """
-from . import (checkpoint_safe_globals, cpu_distributed_init, seg_class_weight_ignore,
-               ssd_head_loss_cls)
+from . import (atomic_checkpoint_writes, checkpoint_safe_globals, cpu_distributed_init,
+               seg_class_weight_ignore, ssd_head_loss_cls)
 
 APPLIED = {}
 
@@ -21,6 +23,7 @@ APPLIED = {}
 def apply_all() -> dict:
     """Apply every fix; returns ``{name: True | 'skipped: <reason>'}``."""
     for name, module in (('checkpoint_safe_globals', checkpoint_safe_globals),
+                         ('atomic_checkpoint_writes', atomic_checkpoint_writes),
                          ('cpu_distributed_init', cpu_distributed_init),
                          ('ssd_head_loss_cls', ssd_head_loss_cls),
                          ('seg_class_weight_ignore', seg_class_weight_ignore)):

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..checkpoint import save_checkpoint
+
 BACKBONE_PREFIX = 'backbone.'
 _TIMING_ITERS = (3, 20)  # fit the schedule after these steps (the first ones are slower)
 
@@ -183,16 +185,16 @@ def pretrain_backbone(cfg, train_crops, val_crops, out: str, minutes: Optional[f
     log.info(f'pretrain: {it} iterations in {train_minutes:.1f} min, validation accuracy '
              f'{accuracy:.1f}% on {len(val_crops)} crops')
     state = {BACKBONE_PREFIX + k: v for k, v in model.backbone.state_dict().items()}
-    torch.save(dict(state_dict=state, meta=dict(backbone_pretrain=summary)), out)
+    save_checkpoint(dict(state_dict=state, meta=dict(backbone_pretrain=summary)), out)
     return summary
 
 
 def check_backbone_checkpoint(model: nn.Module, state_dict: dict, path: str) -> None:
     """Refuse a backbone checkpoint that does not fit ``model.backbone`` (names or shapes).
 
-    Raises ``bnn_tasks.deploy.model_loading.CheckpointMismatchError`` (a ``ValueError``).
+    Raises ``bnn_tasks.checkpoint.CheckpointMismatchError`` (a ``ValueError``).
     """
-    from bnn_tasks.deploy.model_loading import check_state_dict
+    from bnn_tasks.checkpoint import check_state_dict
     backbone_state = {k[len(BACKBONE_PREFIX):]: v for k, v in state_dict.items()
                       if k.startswith(BACKBONE_PREFIX)}
     check_state_dict(model.backbone, backbone_state, source=f'pretrained backbone {path!r}')

@@ -23,6 +23,7 @@ from mmengine.hooks import CheckpointHook, Hook
 from mmengine.registry import HOOKS
 from mmengine.runner import IterBasedTrainLoop
 
+from ..checkpoint import LAST_CHECKPOINT, write_atomically
 from .schedule_refit import (UnsupportedScheduleError, check_refittable, refit_anchor,
                              refit_schedulers)
 
@@ -112,17 +113,18 @@ class TrainTimeBudgetHook(Hook):
         filename = f'iter_{runner.iter + 1}.pth'
         runner.save_checkpoint(runner.work_dir, filename, save_optimizer=True,
                                save_param_scheduler=True)
-        with open(osp.join(runner.work_dir, 'last_checkpoint'), 'w') as f:
-            f.write(osp.join(runner.work_dir, filename))
+        if dist.is_main_process():
+            write_atomically(osp.join(runner.work_dir, LAST_CHECKPOINT),
+                             osp.join(runner.work_dir, filename))
 
     def after_train(self, runner) -> None:
         if not self.refit:
             return
         minutes = (self._clock() - self._start) / 60  # collective: every rank calls it
         if dist.is_main_process():
-            with open(osp.join(runner.work_dir, 'time_budget.json'), 'w') as f:
-                json.dump(dict(budget_minutes=self.budget_s / 60, iterations=runner.iter,
-                               minutes=round(minutes, 2), refits=self.refits), f, indent=1)
+            write_atomically(osp.join(runner.work_dir, 'time_budget.json'), json.dumps(
+                dict(budget_minutes=self.budget_s / 60, iterations=runner.iter,
+                     minutes=round(minutes, 2), refits=self.refits), indent=1))
 
     def _refit(self, runner, done: int, step_s: float, elapsed: float) -> None:
         loop = runner.train_loop

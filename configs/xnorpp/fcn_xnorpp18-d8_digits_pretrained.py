@@ -7,9 +7,6 @@ _base_ = './fcn_xnorpp18-d8_digits.py'
 # written by tools/pretrain_backbone.py
 load_from = 'work_dirs/pretrain/fcn_xnorpp18-d8_digits_pretrained.pth'
 # fine-tune the pretrained backbone at a tenth of the lr: the fresh heads' early gradients would
-# otherwise overwrite what pretraining learned (binary latent weights included: their own keys
-# match first, so they repeat the multiplier)
-optim_wrapper = dict(paramwise_cfg=dict(custom_keys={
-    'backbone': dict(lr_mult=0.1),
-    '.unit1.conv.': dict(lr_mult=0.1, decay_mult=0.0),
-    '.unit2.conv.': dict(lr_mult=0.1, decay_mult=0.0)}))
+# otherwise overwrite what pretraining learned (binary latent weights included; they keep no
+# decay, see BinaryOptimWrapperConstructor)
+optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'backbone': dict(lr_mult=0.1)}))

@@ -7,13 +7,10 @@ optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999), weight_decay=1e-4),
     # Clip: straight-through gradients and fresh heads give occasional huge steps early on.
     clip_grad=dict(max_norm=10, norm_type=2),
+    # Latent binary weights only matter through their sign: decay would just pull them to 0
+    # where signs flip randomly. The constructor finds every BinaryConv2d's parameters by type
+    # (XNOR-Net++'s learned scales included) and gives them no decay (binary_decay_mult).
+    constructor='BinaryOptimWrapperConstructor',
     paramwise_cfg=dict(
-        # Latent binary weights only matter through their sign: decay would just pull them
-        # to 0 where signs flip randomly. Binary convs are the `unitK.conv` modules of the
-        # bnn_tasks backbones (also covers XNOR-Net++'s learned alpha/beta/gamma scales).
-        custom_keys={
-            '.unit1.conv.': dict(decay_mult=0.0),
-            '.unit2.conv.': dict(decay_mult=0.0),
-        },
         norm_decay_mult=0.0,  # no decay on BN affine params (BN is what rescales binary convs)
         bypass_duplicate=True))
