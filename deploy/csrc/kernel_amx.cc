@@ -383,7 +383,8 @@ inline void store_pixels(const PixelBlock& m, __m512i dots, float scale, float b
     v = _mm512_add_ps(v, r);
   }
   _mm512_mask_storeu_ps(const_cast<float*>(lane0(out_plane, m.first_offset)), m.first, v);
-  _mm512_mask_storeu_ps(const_cast<float*>(lane0(out_plane, m.second_offset)), m.second, v);
+  if (m.second)  // a block crosses into the next output row once per row
+    _mm512_mask_storeu_ps(const_cast<float*>(lane0(out_plane, m.second_offset)), m.second, v);
   // The next blocks' output (and residual) lines: one store stream per output channel, a
   // pattern the hardware prefetcher does not follow (see docs/kernels.md, epilogue).
   __builtin_prefetch(lane0(out_plane, m.first_offset + kPrefetchAhead), 1);
@@ -414,33 +415,35 @@ void epilogue(const bnn::ConvShape& s, const Geometry& g, const bnn::Transform& 
               float* y) {
   const int64_t plane = s.Ho * s.Wo;
   const int64_t pixel_pairs = (count + kPixelPair - 1) / kPixelPair;
-  for (int64_t pp = 0; pp < pixel_pairs; ++pp) {
-    for (int64_t a = 0; a < 2; ++a) {
-      const int64_t q = q0 + pp * kPixelPair + a * kTileRows;
-      const int64_t lanes = min_i64(kTileRows, q0 + count - q);
-      if (lanes <= 0) break;
-      const bool two_rows = g.Wq >= kTileRows;
-      const PixelBlock m = two_rows ? map_pixel_block(s, g, t, q, lanes) : PixelBlock{};
-      for (int64_t pair = pair0; pair < pair1; ++pair) {
-        for (int64_t bh = 0; bh < 2; ++bh) {
-          const int64_t o0 = (pair * 2 + bh) * kTileRows;
-          if (o0 >= s.O) break;
-          const int32_t* tile =
-              dots + (((pair - pair0) * pixel_pairs + pp) * 4 + a * 2 + bh) * kTileInts;
-          __m512i r[16];
-          for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_si512(tile + i * kTileRows);
-          transpose16(r);
-          const int64_t outputs = min_i64(kTileRows, s.O - o0);
-          for (int64_t i = 0; i < outputs; ++i) {
-            const int64_t o = o0 + i;
-            float* out_plane = y + (n * s.O + o) * plane;
-            const float* res_plane = t.residual ? t.residual + (n * s.O + o) * plane : nullptr;
-            if (two_rows)
-              store_pixels(m, r[i], t.post_scale[o], t.post_bias[o], res_plane, out_plane);
-            else
-              store_pixels_scalar(s, g, t, q, lanes, r[i], t.post_scale[o], t.post_bias[o],
-                                  res_plane, out_plane);
-          }
+  const int64_t blocks = (count + kTileRows - 1) / kTileRows;
+  const bool two_rows = g.Wq >= kTileRows;
+  PixelBlock map[kTaskPixels / kTileRows];
+  if (two_rows)
+    for (int64_t b = 0; b < blocks; ++b)
+      map[b] = map_pixel_block(s, g, t, q0 + b * kTileRows, min_i64(kTileRows, count - b * kTileRows));
+  // 16 output channels at a time over all the task's pixels: each output plane is then
+  // written in consecutive 64-byte pieces (16 store streams, not 64).
+  for (int64_t pair = pair0; pair < pair1; ++pair) {
+    for (int64_t bh = 0; bh < 2; ++bh) {
+      const int64_t o0 = (pair * 2 + bh) * kTileRows;
+      if (o0 >= s.O) break;
+      const int64_t outputs = min_i64(kTileRows, s.O - o0);
+      for (int64_t b = 0; b < blocks; ++b) {
+        const int64_t pp = b / 2, a = b % 2;
+        const int32_t* tile =
+            dots + (((pair - pair0) * pixel_pairs + pp) * 4 + a * 2 + bh) * kTileInts;
+        __m512i r[16];
+        for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_si512(tile + i * kTileRows);
+        transpose16(r);
+        for (int64_t i = 0; i < outputs; ++i) {
+          const int64_t o = o0 + i;
+          float* out_plane = y + (n * s.O + o) * plane;
+          const float* res_plane = t.residual ? t.residual + (n * s.O + o) * plane : nullptr;
+          if (two_rows)
+            store_pixels(map[b], r[i], t.post_scale[o], t.post_bias[o], res_plane, out_plane);
+          else
+            store_pixels_scalar(s, g, t, q0 + b * kTileRows, min_i64(kTileRows, count - b * kTileRows),
+                                r[i], t.post_scale[o], t.post_bias[o], res_plane, out_plane);
         }
       }
     }
