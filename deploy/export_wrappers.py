@@ -1,14 +1,14 @@
 """Export wrappers: an mmdet detector / mmseg segmentor as one module with graph post-processing.
 
-Graph interface (batch size 1):
+Graph interface (detectors: one image; segmentors: N images, dim 0 exported as dynamic):
 
 * detectors: inputs ``input`` float32 [1, 3, H, W] (normalised, padded to the export shape) and
   ``img_shape`` float32 [2] = (h, w) of the valid image inside the padding (boxes are clipped
   there, as mmdet clips to ``img_shape``); outputs ``dets`` float32 [N, 5] (x1, y1, x2, y2,
   score), best first, and ``labels`` int64 [N], in the coordinates of ``input``.
-* segmentors: input ``input`` [1, 3, H, W]; outputs ``seg_logits`` float32 [1, C, H, W] (the
+* segmentors: input ``input`` [N, 3, H, W]; outputs ``seg_logits`` float32 [N, C, H, W] (the
   decode head's logits resized to the input, as mmseg's ``predict_by_feat``) and ``labels``
-  int64 [1, H, W] (their argmax).
+  int64 [N, H, W] (their argmax).
 
 Anchors/priors are constants computed for the export shape.
 """

@@ -54,9 +54,9 @@ class _Graph:
             inferred = []
         for vi in list(inferred) + list(self.graph.value_info) + list(self.graph.input) + list(
                 self.graph.output):
-            dims = vi.type.tensor_type.shape.dim
-            if dims and all(d.HasField('dim_value') for d in dims):
-                self.shapes[vi.name] = tuple(d.dim_value for d in dims)
+            shape = _known_shape(vi)
+            if shape is not None:
+                self.shapes[vi.name] = shape
         for t in self.graph.initializer:
             self.shapes[t.name] = tuple(t.dims)
 
@@ -110,6 +110,28 @@ class _Graph:
             if is_binary_conv(node) and name not in annotated and name in self.shapes:
                 self.graph.value_info.append(onnx.helper.make_tensor_value_info(
                     name, onnx.TensorProto.FLOAT, list(self.shapes[name])))
+
+
+def _known_shape(value_info: onnx.ValueInfoProto) -> Optional[tuple]:
+    """Dims as sizes or symbolic names (a dynamic batch), ``None`` if any dim is unknown."""
+    dims = value_info.type.tensor_type.shape.dim
+    shape = tuple(d.dim_value if d.HasField('dim_value') else (d.dim_param or None) for d in dims)
+    return shape if shape and None not in shape else None
+
+
+def name_batch_dims(model: onnx.ModelProto, name: str):
+    """Give dim 0 of every binary conv output the graph's symbolic batch ``name``.
+
+    The exporter annotates the custom nodes' outputs with the traced batch size; with a dynamic
+    batch they take the graph input's symbol instead, so shape inference carries it on and the
+    passes can match a conv output with its shortcut (both ``(name, C, H, W)``).
+    """
+    outputs = {n.output[0] for n in model.graph.node if is_binary_conv(n)}
+    for vi in model.graph.value_info:
+        dims = vi.type.tensor_type.shape.dim
+        if vi.name in outputs and dims:
+            dims[0].Clear()
+            dims[0].dim_param = name
 
 
 def _attr(node: onnx.NodeProto, name: str, default):

@@ -147,6 +147,31 @@ def test_each_binary_conv_is_one_folded_custom_node(exported, name):
     assert not any(o.domain == op_spec.DOMAIN for o in float_graph.opset_import)
 
 
+@pytest.mark.parametrize('name', list(BACKBONES))
+def test_batch_of_n_gives_the_per_image_results_of_batch_1(exported, name):
+    """Backbones export with a dynamic batch: N = 1, 2, 3 in one run equal N = 1 per image."""
+    _, _, binary, _ = exported[name]
+    graph = onnx.load(binary.path)
+    assert graph.graph.input[0].type.tensor_type.shape.dim[0].dim_param == 'batch'
+    session = create_session(binary.path)
+    images = np.concatenate([binary.feeds()['input'], np.random.default_rng(0).standard_normal(
+        (2, 3, INPUT_SIZE, INPUT_SIZE)).astype(np.float32)])
+    singles = [session.run(None, {'input': images[i:i + 1]}) for i in range(3)]
+    for n in (1, 2, 3):
+        batched = session.run(None, {'input': images[:n]})
+        for i in range(n):
+            for whole, single in zip(batched, singles[i]):
+                np.testing.assert_array_equal(whole[i:i + 1], single)
+
+
+@pytest.mark.parametrize('shape', [(1, 4, INPUT_SIZE, INPUT_SIZE), (1, 3, INPUT_SIZE + 8,
+                                                                    INPUT_SIZE)])
+def test_image_of_the_wrong_size_or_channels_is_a_clear_error(exported, shape):
+    _, _, binary, _ = exported['bireal']
+    with pytest.raises(Exception, match=r'invalid dimensions for input: input'):
+        create_session(binary.path).run(None, {'input': np.zeros(shape, np.float32)})
+
+
 def test_bireal18_backbone_is_over_10x_smaller_than_float(exported):
     _, _, binary, float_twin = exported['bireal']
     ratio = float_twin.size / binary.size

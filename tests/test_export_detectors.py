@@ -13,6 +13,7 @@ import json
 import os.path as osp
 
 import numpy as np
+import onnx
 import pytest
 import torch
 from mmengine.config import Config
@@ -129,6 +130,24 @@ def test_fcn_export_matches_mmseg_predict(tmp_path):
     np.testing.assert_allclose(logits[0], pred.seg_logits.data.numpy(), atol=1e-4, rtol=1e-4)
     assert labels.shape == (1, 64, 64)
     assert (labels[0] == pred.pred_sem_seg.data[0].numpy()).mean() >= 0.999
+    # dynamic batch: N = 1, 2, 3 give each image's N = 1 result
+    session = create_session(result.path)
+    images = np.concatenate([result.feeds()['input'], np.random.default_rng(0).standard_normal(
+        (2, 3, 64, 64)).astype(np.float32)])
+    singles = [session.run(None, {'input': images[i:i + 1]}) for i in range(3)]
+    for n in (1, 2, 3):
+        batched = session.run(None, {'input': images[:n]})
+        for i in range(n):
+            np.testing.assert_array_equal(batched[0][i:i + 1], singles[i][0])
+            np.testing.assert_array_equal(batched[1][i:i + 1], singles[i][1])
+
+
+def test_detectors_export_for_one_image(tmp_path):
+    model = _detector('bireal/retinanet_bireal18_fpn_digits.py', init_weights=False)
+    with pytest.raises(ValueError, match='one image'):
+        export_model(model, str(tmp_path / 'det.onnx'), (64, 64), 'binary', dynamic_batch=True)
+    graph = onnx.load(export_model(model, str(tmp_path / 'det.onnx'), (64, 64), 'binary').path)
+    assert graph.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1
 
 
 def test_deploy_cli_exports_verifies_and_writes_json(tmp_path):
@@ -154,7 +173,6 @@ def test_deploy_cli_exports_verifies_and_writes_json(tmp_path):
         assert entry['verify']['seg_logits']['fraction_close'] == 1.0
     assert saved['exports']['binary']['binary_conv_nodes'] > 0
     # the test pipeline around the graph travels in the file, for deploy/runtime_lite.py
-    import onnx
     from bnn_tasks.deploy.runtime_lite import RECORD_KEY
     props = {p.key: p.value for p in onnx.load(saved['exports']['binary']['path'],
                                                load_external_data=False).metadata_props}

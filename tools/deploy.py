@@ -78,7 +78,7 @@ def main(argv=None):
 
     modes = ['float'] if args.float else (['binary', 'float'] if has_binary else ['float'])
     report = dict(config=args.config, checkpoint=args.checkpoint, shape=list(shape),
-                  batch_size=1, sample_input=sample_kind, pipeline=record, exports={})
+                  batch_size='dynamic' if task == 'segmentation' else 1, sample_input=sample_kind, pipeline=record, exports={})
     for mode in modes:
         suffix = '_float' if mode == 'float' and has_binary else ''
         path = osp.join(args.out, f'{name}{suffix}.onnx')
