@@ -60,7 +60,10 @@ def check_state_dict_matches(model, ckpt: dict, path: str) -> None:
 
 def set_randomness(cfg, seed: Optional[int] = None, deterministic: Optional[bool] = None):
     """``seed``/``deterministic`` into mmengine's ``randomness`` config (None: keep)."""
+    if seed is None and deterministic is None:
+        return cfg
     randomness = dict(cfg.get('randomness') or {})
+    randomness.setdefault('seed', None)  # mmengine draws one (and records it) when None
     if seed is not None:
         randomness['seed'] = int(seed)
     if deterministic is not None:

@@ -10,7 +10,7 @@ from mmengine.runner import Runner
 from toy_training import SlowToyModel, ToyData
 
 import bnn_tasks  # noqa: F401  (registers the hook)
-from bnn_tasks.engine.schedule_refit import UnsupportedScheduleError, refit_schedulers
+from bnn_tasks.engine.mmengine_adapter import UnsupportedScheduleError, refit_schedulers
 
 
 def _optimizer():

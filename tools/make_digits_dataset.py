@@ -11,9 +11,7 @@ import os.path as osp
 import sys
 import time
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout too
-
-from bnn_tasks.datasets.digits import DigitsSpec, make_digits_dataset  # noqa: E402
+from bnn_tasks.datasets.digits import DigitsSpec, make_digits_dataset
 
 
 def parse_args(argv=None):

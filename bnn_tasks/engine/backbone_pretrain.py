@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..checkpoint import save_checkpoint
+from .budget import iterations_for_budget
 
 BACKBONE_PREFIX = 'backbone.'
 _TIMING_ITERS = (3, 20)  # fit the schedule after these steps (the first ones are slower)
@@ -162,8 +163,8 @@ def pretrain_backbone(cfg, train_crops, val_crops, out: str, minutes: Optional[f
         it += 1
         elapsed = time.monotonic() - start
         if minutes is not None and it in _TIMING_ITERS and it < total:  # fit to the budget
-            fit = int(budget_s / (elapsed / it))
-            total = max(it + 1, min(max_iters or fit, fit))
+            fit = iterations_for_budget(budget_s, elapsed, it, elapsed / it)
+            total = min(max_iters or fit, fit)
             warmup = max(_TIMING_ITERS[0] + 1, total // 20)
             log.info(f'pretrain: {elapsed / it:.2f} s/iter -> {total} iterations '
                      f'({warmup} warm-up) in {minutes:g} min')

@@ -1,14 +1,25 @@
-"""Stretch or shrink the rest of a running iteration schedule to a new ``max_iters``.
+"""Every change bnn_tasks makes to a running mmengine training loop, in one place.
 
-``fit_schedule`` fits a config before training starts, from an iteration count guessed by a
-probe. Once the real step time is known the guess can be corrected mid-run: every scheduler
-point after the current iteration (or after a warm-up still running) is mapped linearly from
-``[now, old_max]`` onto ``[now, new_max]``. mmengine's schedulers compute their values in
-chainable form (each step from the previous value), so a Poly/Cosine/Linear decay continues
-smoothly from where it is and still reaches its floor at the new end.
+Written against mmengine 0.10.7 (``MMENGINE_VERSION``): the attributes touched here are not
+public API, so a new mmengine version is checked here and nowhere else.
+
+- :func:`refit_schedulers`: stretch or shrink the rest of a running iteration schedule to a new
+  ``max_iters``. ``fit_schedule`` fits a config before training from a guessed iteration
+  count; once the real step time is known the guess is corrected mid-run: every scheduler point
+  after the current iteration (or after a warm-up still running) is mapped linearly from
+  ``[now, old_max]`` onto ``[now, new_max]``. mmengine's schedulers compute their values in
+  chainable form (each step from the previous value), so a Poly/Cosine/Linear decay continues
+  smoothly from where it is and still reaches its floor at the new end.
+- :func:`resize_iteration_loop`: the loop's end and what is tied to it (validation points,
+  checkpoint interval).
+- :func:`wrap_train_iterator`: put a wrapper around the loop's dataloader iterator.
 """
+import warnings
 from collections import Counter
-from typing import List, Optional
+from typing import Callable, List, Optional
+
+import mmengine
+from mmengine.hooks import CheckpointHook
 
 from mmengine.optim.scheduler.param_scheduler import (ConstantParamScheduler,
                                                       CosineAnnealingParamScheduler,
@@ -16,6 +27,12 @@ from mmengine.optim.scheduler.param_scheduler import (ConstantParamScheduler,
                                                       LinearParamScheduler,
                                                       MultiStepParamScheduler,
                                                       PolyParamScheduler)
+
+MMENGINE_VERSION = '0.10.7'
+if mmengine.__version__ != MMENGINE_VERSION:
+    warnings.warn(f'bnn_tasks.engine.mmengine_adapter is written against mmengine '
+                  f'{MMENGINE_VERSION}, found {mmengine.__version__}: check re-fitting schedules '
+                  'and resuming before trusting them')
 
 # How each supported scheduler (and its LR/momentum subclasses) depends on its length, besides
 # begin/end: the attribute that holds it, or None.
@@ -102,3 +119,25 @@ def refit_schedulers(param_schedulers, now: int, old_max: int, new_max: int) -> 
             # milestones count steps from begin: map them through absolute iterations
             s.milestones = Counter({remap(old_begin + m) - s.begin: n
                                     for m, n in s.milestones.items()})
+
+
+def resize_iteration_loop(runner, old_max: int, new_max: int) -> None:
+    """Make ``runner``'s IterBasedTrainLoop end at ``new_max`` instead of ``old_max``, with the
+    validation settings tied to the old end ("never", "only at the end") and about as many
+    checkpoints as planned (learning-curve points)."""
+    loop = runner.train_loop
+    loop._max_iters = new_max
+    if loop.val_begin > old_max:
+        loop.val_begin = new_max + 1
+    # (the loop re-reads val_interval from dynamic_intervals every iteration)
+    loop.dynamic_intervals = [new_max if i == old_max else i for i in loop.dynamic_intervals]
+    if loop.val_interval == old_max:
+        loop.val_interval = new_max
+    for hook in runner.hooks:
+        if isinstance(hook, CheckpointHook) and not hook.by_epoch and 0 < hook.interval < old_max:
+            hook.interval = max(1, round(hook.interval * new_max / old_max))
+
+
+def wrap_train_iterator(loop, wrap: Callable) -> None:
+    """Replace an IterBasedTrainLoop's dataloader iterator by ``wrap(iterator)``."""
+    loop.dataloader_iterator = wrap(loop.dataloader_iterator)

@@ -20,6 +20,8 @@ from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 from mmengine.runner import IterBasedTrainLoop
 
+from .mmengine_adapter import wrap_train_iterator
+
 META_KEY = 'rng_state'
 
 
@@ -82,8 +84,7 @@ class RandomStateHook(Hook):
         loop = runner.train_loop
         if isinstance(loop, IterBasedTrainLoop):
             # the loop replays runner.iter batches before the next one is trained on
-            loop.dataloader_iterator = _RestoreAfter(loop.dataloader_iterator, runner.iter,
-                                                     state)
+            wrap_train_iterator(loop, lambda it: _RestoreAfter(it, runner.iter, state))
         else:  # epoch loops build a fresh iterator per epoch: no replay
             restore_rng_state(state)
         runner.logger.info(f'RandomStateHook: random generators restored to iteration '

@@ -9,7 +9,7 @@ With ``refit=True`` the hook also fits the schedule to the budget while training
 of iterations a run was given is a guess (a probe's step time, or the reference machine's),
 so once the real step time is measured (at ``refit_at`` fractions of the budget) the rest of
 the warm-up/decay schedule is stretched or shrunk to end when the budget does
-(``schedule_refit``). A run then neither stops mid-decay (guess too high) nor leaves budget
+(``mmengine_adapter``). A run then neither stops mid-decay (guess too high) nor leaves budget
 unused (guess too low). Each re-fit is logged and recorded in ``time_budget.json``.
 """
 import json
@@ -19,13 +19,14 @@ from typing import List, Optional, Sequence
 
 import torch
 from mmengine import dist
-from mmengine.hooks import CheckpointHook, Hook
+from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 from mmengine.runner import IterBasedTrainLoop
 
 from ..checkpoint import LAST_CHECKPOINT, write_atomically
-from .schedule_refit import (UnsupportedScheduleError, check_refittable, refit_anchor,
-                             refit_schedulers)
+from .budget import iterations_for_budget
+from .mmengine_adapter import (UnsupportedScheduleError, check_refittable, refit_anchor,
+                               refit_schedulers, resize_iteration_loop)
 
 
 @HOOKS.register_module()
@@ -127,29 +128,16 @@ class TrainTimeBudgetHook(Hook):
                      minutes=round(minutes, 2), refits=self.refits), indent=1))
 
     def _refit(self, runner, done: int, step_s: float, elapsed: float) -> None:
-        loop = runner.train_loop
-        old_max = loop.max_iters
+        old_max = runner.train_loop.max_iters
         # aim 2 % short of the budget so the stop above does not cut the decay's last steps
-        new_max = done + max(1, int((self.budget_s * 0.98 - elapsed) / step_s))
+        new_max = iterations_for_budget(self.budget_s, elapsed, done, step_s, margin=0.98)
         new_max = max(new_max, refit_anchor(runner.param_schedulers, done) + 1)
         self.refits.append(dict(at_iteration=done, seconds_per_iter=round(step_s, 4),
                                 old_max_iters=old_max, new_max_iters=new_max))
         if new_max == old_max:
             return
         refit_schedulers(runner.param_schedulers, done, old_max, new_max)
-        loop._max_iters = new_max
-        # validation settings tied to the old end: "never" and "only at the end"
-        if loop.val_begin > old_max:
-            loop.val_begin = new_max + 1
-        # (the loop re-reads val_interval from dynamic_intervals every iteration)
-        loop.dynamic_intervals = [new_max if i == old_max else i for i in loop.dynamic_intervals]
-        if loop.val_interval == old_max:
-            loop.val_interval = new_max
-        # about as many checkpoints as planned (learning-curve points, --score-checkpoints)
-        for hook in runner.hooks:
-            if isinstance(hook, CheckpointHook) and not hook.by_epoch and \
-                    0 < hook.interval < old_max:
-                hook.interval = max(1, round(hook.interval * new_max / old_max))
+        resize_iteration_loop(runner, old_max, new_max)
         runner.logger.info(f'TrainTimeBudgetHook: {step_s:.3f} s/iteration measured at '
                            f'iteration {done}; schedule re-fitted from {old_max} to {new_max} '
                            f'iterations to end within the {self.budget_s / 60:.1f} min budget.')
