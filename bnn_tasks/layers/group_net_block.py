@@ -8,6 +8,10 @@ binary block, combined with learned per-base scales:
 In dilated (atrous) stages, BPAC gives each base its own dilation rate, so the K binary branches
 see K receptive fields in parallel (like ASPP, but inside the backbone). The bases share one
 full-precision downsampling shortcut, computed once.
+
+Training runs the K bases as wide ops (``fused_bases``: one sign, one conv per dilation run,
+one batch norm for all bases), the same function as the loop over the bases at a fraction of
+its cost; ``fuse_bases=False`` (or hooks on the bases, as the exporter sets) runs the loop.
 """
 from typing import Optional, Sequence
 
@@ -15,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from .bireal_block import BinaryBasicBlock
+from .fused_bases import can_fuse, fused_units_forward, weighted_base_sum
 
 
 class GroupNetBlock(nn.Module):
@@ -26,12 +31,15 @@ class GroupNetBlock(nn.Module):
             Group-Net block; distinct rates give BPAC.
         conv_cfg, norm_cfg, norm_position: passed to each base (see ``BinaryBasicBlock``).
         shortcut: the shared downsampling shortcut (``None`` = identity).
+        fuse_bases: compute the bases as wide ops when their layers allow it (see
+            ``fused_bases.can_fuse``); ``False`` always loops over the bases.
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
                  base_dilations: Sequence[int] = (1, 1, 1, 1, 1),
                  conv_cfg: Optional[dict] = None, norm_cfg: Optional[dict] = None,
-                 norm_position: str = 'after_conv', shortcut: Optional[nn.Module] = None):
+                 norm_position: str = 'after_conv', shortcut: Optional[nn.Module] = None,
+                 fuse_bases: bool = True):
         super().__init__()
         base_dilations = tuple(int(d) for d in base_dilations)
         if not base_dilations or min(base_dilations) < 1:
@@ -46,6 +54,7 @@ class GroupNetBlock(nn.Module):
         # Equal shares at start, so the summed identity paths add up to one identity.
         k = len(base_dilations)
         self.base_scales = nn.Parameter(torch.full((k,), 1.0 / k))
+        self.fuse_bases = fuse_bases
 
     @property
     def num_bases(self) -> int:
@@ -53,7 +62,21 @@ class GroupNetBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.shortcut is None else self.shortcut(x)
+        units1 = [base.unit1 for base in self.bases]
+        units2 = [base.unit2 for base in self.bases]
+        if self.fuse_bases and can_fuse(units1) and can_fuse(units2):
+            return self.forward_fused(x, identity, units1, units2)
+        return self.forward_separate(x, identity)
+
+    def forward_separate(self, x: Tensor, identity: Tensor) -> Tensor:
+        """The definition: each base on its own, summed with its scale."""
         out = 0
         for scale, base in zip(self.base_scales, self.bases):
             out = out + scale * base(x, identity)
         return out
+
+    def forward_fused(self, x: Tensor, identity: Tensor, units1, units2) -> Tensor:
+        """The same function with the K bases side by side as ``(N, K*C, H, W)``."""
+        y = fused_units_forward(units1, x, identity, shared_input=True)
+        y = fused_units_forward(units2, y, y, shared_input=False)
+        return weighted_base_sum(y, self.base_scales)
