@@ -131,6 +131,21 @@ def read_checkpoint(path: str, what: str = 'checkpoint') -> dict:
     return ckpt
 
 
+def checkpoint_iteration(path: str) -> int:
+    """The training iteration a checkpoint was saved at (its ``meta``; tensors not loaded)."""
+    import torch
+    import bnn_tasks.compat  # noqa: F401
+    try:
+        ckpt = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
+    except Exception as e:  # noqa: BLE001  (read_checkpoint names the problem)
+        read_checkpoint(path)
+        raise CheckpointError(f'checkpoint {path!r} cannot be read: {_detail(e)}') from None
+    iteration = checkpoint_meta(ckpt).get('iter')
+    if not isinstance(iteration, int):
+        raise CheckpointError(f'checkpoint {path!r} records no training iteration (meta.iter)')
+    return iteration
+
+
 def checkpoint_meta(ckpt: dict) -> dict:
     meta = ckpt.get('meta') if isinstance(ckpt, dict) else None
     return meta if isinstance(meta, dict) else {}

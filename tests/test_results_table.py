@@ -1,8 +1,12 @@
-"""tools/results_table.py: rows come from real files of a run; the table shows them verbatim."""
+"""tools/results_table.py: rows come from the result files of real runs; the page shows them
+verbatim (bnn_tasks.analysis.results_page)."""
 import json
-import os.path as osp
 
-from conftest import REPO, load_tool
+import torch
+from conftest import load_tool
+
+from bnn_tasks.analysis import results_page
+from bnn_tasks.analysis.logs import latest_run_curves
 
 results_table = load_tool('results_table')
 
@@ -15,35 +19,36 @@ def _row(name, task, metrics, curve_key):
                 cpu='cpu', date='2026-11-22')
 
 
-def test_scalars_are_read_from_the_newest_log(tmp_path):
+def test_curves_are_read_from_the_newest_log(tmp_path):
     for stamp, loss in (('20260101_000000', 9.0), ('20260102_000000', 1.0)):
         vis = tmp_path / stamp / 'vis_data'
         vis.mkdir(parents=True)
         (vis / 'scalars.json').write_text(
             json.dumps({'loss': loss, 'iter': 20, 'lr': 0.1}) + '\n'
             + json.dumps({'coco/bbox_mAP': 0.3, 'step': 20}) + '\n')
-    train, val = results_table.latest_scalars(str(tmp_path))
+    train, val = latest_run_curves(str(tmp_path))
     assert train == [(20, 1.0)]
     assert val == [(20, {'coco/bbox_mAP': 0.3})]
+    assert latest_run_curves(str(tmp_path / 'nothing')) == ([], [])
 
 
 def test_markdown_and_curves_show_measured_rows(tmp_path):
     rows = [_row('det_a', 'detection', {'coco/bbox_mAP': 0.123, 'pascal_voc/mAP': 0.456},
                  'pascal_voc/mAP'),
             _row('seg_a', 'segmentation', {'mIoU': 61.5, 'mAcc': 70.1, 'aAcc': 95.0}, 'mIoU')]
-    md = results_table.render_markdown(rows)
+    md = results_page.render_markdown(rows)
     assert '| `det_a` | 40 (50) | 0.9 | 0.123 | 0.456 |' in md
     assert '| `seg_a` | 40 (50) | 0.9 | 61.50 | 70.10 | 95.00 |' in md
     assert 'python tools/train.py configs/x/det_a.py' in md
     pre = dict(rows[1], name='seg_pt', pretrain=dict(minutes=2.0, val_accuracy=81.2),
                commands=['python tools/pretrain_backbone.py x'] + rows[1]['commands'])
-    md = results_table.render_markdown([pre])
+    md = results_page.render_markdown([pre])
     assert '| `seg_pt` | 40 (50) | 2.9 (2.0 pretrain, 81% digit acc. + 0.9) | 61.50 |' in md
     assert '`python tools/pretrain_backbone.py x` then `python tools/train.py' in md
+    md = results_page.write_results_page(rows, str(tmp_path))
+    assert (tmp_path / 'results.md').read_text() == md
     for task in ('detection', 'segmentation'):
-        path = tmp_path / f'{task}.png'
-        results_table.render_curves(rows, task, str(path))
-        assert path.stat().st_size > 1000
+        assert (tmp_path / f'{task}_curves.png').stat().st_size > 1000
 
 
 def test_rows_are_grouped_by_detector_with_the_float_twin_first():
@@ -51,143 +56,126 @@ def test_rows_are_grouped_by_detector_with_the_float_twin_first():
                  config=f'configs/{family}/{name}.py')
             for family, name in (('bireal', 'ssd_b'), ('bireal', 'frcnn_b'),
                                  ('baselines', 'ssd_r18'), ('baselines', 'frcnn_r18'))]
-    md = results_table.render_markdown(rows)
+    md = results_page.render_markdown(rows)
     order = [md.index(f'| `{n}` |') for n in ('frcnn_r18', 'frcnn_b', 'ssd_r18', 'ssd_b')]
     assert order == sorted(order)
 
 
-def test_time_budget_is_turned_into_iterations_and_shown():
-    # 10 min at 1.2 s/it, 3% kept for checkpoints and start-up
-    assert results_table.iterations_for(10, 1.2) == 485
-    assert results_table.iterations_for(0.001, 5.0) == 1  # never zero iterations
-    row = dict(_row('det_b', 'detection', {'pascal_voc/mAP': 0.5}, 'pascal_voc/mAP'),
-               probe=dict(seconds_per_iter=1.234, probe_iters=30))
-    assert '| `det_b` | 40 (50), 1.23 s/it | 0.9 |' in results_table.render_markdown([row])
-
-
-def _fake_tools(monkeypatch, tmp_path, step_seconds=2.0, refit_by=0):
-    """Stand in for tools/train.py and tools/test.py: record each command and write the files
-    the real ones leave behind (logged step times, last_checkpoint, test_metrics.json; with
-    ``refit_by`` a --refit-to-budget run re-fits itself to that many more iterations)."""
+def _fake_tools(monkeypatch, tmp_path, refit_by=0):
+    """Stand in for tools/train.py and tools/test.py: record each command and write what the
+    real ones leave behind (train_result.json / test_result.json, the training log, one
+    checkpoint per 10 iterations; with ``refit_by`` a --refit-to-budget run re-fits itself to
+    that many more iterations)."""
     calls = []
     monkeypatch.setattr(results_table, 'REPO', str(tmp_path))
 
     def fake_run(cmd):
         calls.append(cmd)
         tool, work_dir = cmd[1], tmp_path / cmd[cmd.index('--work-dir') + 1]
+        work_dir.mkdir(parents=True, exist_ok=True)
         if tool == 'tools/train.py':
             iters = int(cmd[cmd.index('--max-iters') + 1])
+            budget = None
             if refit_by and '--refit-to-budget' in cmd:
-                work_dir.mkdir(parents=True, exist_ok=True)
-                (work_dir / 'time_budget.json').write_text(json.dumps({'refits': [dict(
-                    at_iteration=6, seconds_per_iter=1.5, old_max_iters=iters,
-                    new_max_iters=iters + refit_by)]}))
+                budget = {'refits': [dict(at_iteration=6, seconds_per_iter=1.5,
+                                          old_max_iters=iters, new_max_iters=iters + refit_by)]}
                 iters += refit_by
             vis = work_dir / '20260101_000000' / 'vis_data'
             vis.mkdir(parents=True, exist_ok=True)
             (vis / 'scalars.json').write_text(''.join(
-                json.dumps({'loss': 1.0, 'iter': i, 'time': step_seconds}) + '\n'
-                for i in range(10, iters + 1, 10)))
-            (work_dir / 'last_checkpoint').write_text(str(work_dir / f'iter_{iters}.pth'))
+                json.dumps({'loss': 1.0, 'iter': i}) + '\n' for i in range(10, iters + 1, 10)))
+            checkpoint = work_dir / f'iter_{iters}.pth'
+            torch.save({'meta': {'iter': iters}, 'state_dict': {}}, checkpoint)
+            (work_dir / 'train_result.json').write_text(json.dumps(dict(
+                checkpoint=str(checkpoint), iterations=iters, seed=7, train_minutes=iters / 30,
+                time_budget=budget)))
         else:  # a checkpoint's VOC mAP is its iteration / 100, the final one 0.4
-            ckpt = cmd[3]
+            checkpoint = tmp_path / cmd[3]
             voc = 0.4 if 'checkpoint_scores' not in str(work_dir) \
-                else results_table.checkpoint_iteration(ckpt) / 100
-            work_dir.mkdir(parents=True, exist_ok=True)
-            (work_dir / 'test_metrics.json').write_text(json.dumps(
-                {'coco/bbox_mAP': 0.2, 'pascal_voc/mAP': voc}))
+                else torch.load(checkpoint)['meta']['iter'] / 100
+            (work_dir / 'test_result.json').write_text(json.dumps(
+                {'metrics': {'coco/bbox_mAP': 0.2, 'pascal_voc/mAP': voc}}))
     monkeypatch.setattr(results_table, 'run', fake_run)
     monkeypatch.setattr(results_table, 'task_of', lambda config: 'detection')
-    monkeypatch.setattr(results_table, 'probe_log_options', lambda config: [])
     return calls
+
+
+def _keep(work_dir, *iterations):
+    """Checkpoints as the checkpoint hook and the time budget keep them."""
+    for it in iterations:
+        torch.save({'meta': {'iter': it}, 'state_dict': {}}, work_dir / f'iter_{it}.pth')
 
 
 def test_two_stage_row_starts_from_the_float_stage(monkeypatch, tmp_path):
     calls = _fake_tools(monkeypatch, tmp_path)
     args = results_table.parse_args([
         'configs/b/bin.py', '--first-stage', 'configs/b/fp.py', '--first-stage-minutes', '1',
-        '--fit-minutes', '2', '--val-interval', '0'])
+        '--fit-minutes', '2', '--val-interval', '0', '--max-iters', '30'])
     stage = results_table.train_first_stage(args)
-    # 1 min at the probed 2 s/it, 3% kept back
-    assert stage['max_iters'] == 29 and stage['checkpoint'].endswith('fp/iter_29.pth')
+    assert stage['checkpoint'].endswith('fp/iter_30.pth') and stage['seed'] == 7
+    assert stage['minutes'] == 1.0  # the run's own training time, from its result
     row = results_table.train_and_test('configs/b/bin.py', args, stage)
-    load_from = f'load_from={stage["checkpoint"]}'
-    probe, train = calls[-3], calls[-2]  # the binary row's probe and training commands
-    assert load_from in probe and load_from in train
-    assert row['max_iters'] == 58 and row['commands'][0] == stage['command']
-    md = results_table.render_markdown([dict(row, train_minutes=2.0,
-                                             first_stage=dict(stage, minutes=1.0))])
+    train = calls[-2]  # the binary row's training command
+    assert f'load_from={stage["checkpoint"]}' in train
+    assert train[train.index('--budget-minutes') + 1] == '2.0' and '--refit-to-budget' in train
+    assert row['commands'][0] == stage['command']
+    md = results_page.render_markdown([dict(row, train_minutes=2.0,
+                                            first_stage=dict(stage, minutes=1.0))])
     assert '| 3.0 (1.0 float stage 1 + 2.0) |' in md
-    assert 'float stage-1 model `fp` (29 iterations, 1.0 min; COCO mAP 0.200, VOC mAP@0.5 0.400' \
+    assert 'float stage-1 model `fp` (30 iterations, 1.0 min; COCO mAP 0.200, VOC mAP@0.5 0.400' \
         in md
 
 
 def test_fitted_rows_refit_themselves_and_show_their_own_step_time(monkeypatch, tmp_path):
-    calls = _fake_tools(monkeypatch, tmp_path, refit_by=20)
+    _fake_tools(monkeypatch, tmp_path, refit_by=20)
     args = results_table.parse_args(['configs/b/bin.py', '--fit-minutes', '2',
-                                     '--val-interval', '0'])
+                                     '--val-interval', '0', '--max-iters', '58'])
     row = results_table.train_and_test('configs/b/bin.py', args, None)
-    probe, train = calls[0], calls[1]
-    assert '--refit-to-budget' not in probe and '--refit-to-budget' in train
-    # the probe guessed 58 iterations; the run re-fitted itself to 78 and trained them
+    # the guess was 58 iterations; the run re-fitted itself to 78 and trained them
     assert row['iterations'] == row['max_iters'] == 78
-    assert '| `bin` | 78 (78), 1.50 s/it |' in results_table.render_markdown([row])
+    assert '| `bin` | 78 (78), 1.50 s/it |' in results_page.render_markdown([row])
 
 
 def test_kept_checkpoints_become_validation_points_in_minutes(monkeypatch, tmp_path):
     calls = _fake_tools(monkeypatch, tmp_path)
     args = results_table.parse_args([
         'configs/b/bin.py', '--first-stage', 'configs/b/fp.py', '--first-stage-minutes', '1',
-        '--fit-minutes', '2', '--val-interval', '0', '--score-checkpoints', '3'])
-    stale = tmp_path / args.work_root / 'bin' / 'iter_40.pth'  # left by an earlier run
-    stale.parent.mkdir(parents=True)
-    stale.write_bytes(b'')
+        '--fit-minutes', '2', '--val-interval', '0', '--score-checkpoints', '3',
+        '--max-iters', '58'])
+    stale = tmp_path / args.work_root / 'bin'  # an earlier run's checkpoint is cleared away
+    stale.mkdir(parents=True)
+    _keep(stale, 40)
     stage = results_table.train_first_stage(args)
     row = results_table.train_and_test('configs/b/bin.py', args, stage)
     train = calls[-2]  # 58 iterations: a checkpoint every 20, the last 3 (+1) kept
     assert train[-2:] == ['default_hooks.checkpoint.interval=20',
                           'default_hooks.checkpoint.max_keep_ckpts=4']
-    for name, iters in (('fp', (10, 20, 29)), ('bin', (30, 58))):
-        for it in iters:  # what the checkpoint hook and the time budget keep
-            (tmp_path / args.work_root / name / f'iter_{it}.pth').write_bytes(b'')
+    _keep(tmp_path / args.work_root / 'fp', 10, 20)
+    _keep(tmp_path / args.work_root / 'bin', 30)
+    (tmp_path / args.work_root / 'bin' / 'broken.pth').write_bytes(b'')  # skipped, named
     n_calls = len(calls)
     results_table.add_checkpoint_scores(row, args.work_root)
     # every kept checkpoint but each stage's last (scored already), in its own folder
     tested = [c[3] for c in calls[n_calls:]]
     assert [t.rsplit('/', 2)[-2:] for t in tested] == [
         ['fp', 'iter_10.pth'], ['fp', 'iter_20.pth'], ['bin', 'iter_30.pth']]
-    assert json.loads((tmp_path / args.work_root / 'bin' / 'test_metrics.json').read_text())[
-        'pascal_voc/mAP'] == 0.4
+    assert json.loads((tmp_path / args.work_root / 'bin' / 'test_result.json').read_text())[
+        'metrics']['pascal_voc/mAP'] == 0.4
     assert [(it, m['pascal_voc/mAP']) for it, m in stage['checkpoint_curve']] == [
         (10, 0.1), (20, 0.2)]
     assert [it for it, _ in row['checkpoint_curve']] == [30]
     results_table.add_checkpoint_scores(row, args.work_root)  # nothing new: nothing rerun
     assert len(calls) == n_calls + 3
     # stage 2 is drawn after stage 1, iterations at each stage's own pace
-    _, vals = results_table.curve_points(dict(row, train_minutes=2.0), 2.0, 'pascal_voc/mAP',
-                                         offset=1.0)
+    _, vals = results_page.curve_points(dict(row, train_minutes=2.0), 2.0, 'pascal_voc/mAP',
+                                        offset=1.0)
     assert vals == [(1.0 + 30 * 2.0 / 58, 0.3), (3.0, 0.4)]
-    results_table.render_curves([dict(row, first_stage=dict(stage, minutes=1.0),
-                                      train_minutes=2.0)], 'detection',
-                                str(tmp_path / 'curves.png'))
+    results_page.render_curves([dict(row, first_stage=dict(stage, minutes=1.0),
+                                     train_minutes=2.0)], 'detection',
+                               str(tmp_path / 'curves.png'))
     assert (tmp_path / 'curves.png').stat().st_size > 1000
     # after a json round trip (points become lists) a new checkpoint still joins in order
     row = json.loads(json.dumps(row))
-    (tmp_path / args.work_root / 'bin' / 'iter_45.pth').write_bytes(b'')
+    _keep(tmp_path / args.work_root / 'bin', 45)
     results_table.add_checkpoint_scores(row, args.work_root)
     assert [it for it, _ in row['checkpoint_curve']] == [30, 45]
-
-
-def test_probe_logging_options_exist_in_detection_and_segmentation_configs():
-    """The probe's --cfg-options must name keys each config has (tools/train.py rejects others)."""
-    det = results_table.probe_log_options('configs/bireal/faster-rcnn_bireal18_fpn_digits.py')
-    seg = results_table.probe_log_options('configs/group_net/fcn_groupnet18-d8_digits.py')
-    assert det == ['default_hooks.logger.interval=10', 'log_processor.window_size=10']
-    assert seg == ['default_hooks.logger.interval=10']  # mmengine's default window: 10
-    from mmengine.config import Config
-    from bnn_tasks.cli import check_cfg_options
-    for config, options in (('configs/bireal/faster-rcnn_bireal18_fpn_digits.py', det),
-                            ('configs/group_net/fcn_groupnet18-d8_digits.py', seg)):
-        cfg = Config.fromfile(osp.join(REPO, config), import_custom_modules=False)
-        parsed = dict(o.split('=', 1) for o in options)
-        check_cfg_options(cfg, parsed, config)  # raises on a missing key

@@ -25,6 +25,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from bnn_tasks.deploy import library, op_spec, single_op
+from bnn_tasks.machine import cpu_name
 
 
 @dataclass(frozen=True)
@@ -495,7 +496,7 @@ def main(argv=None):
     summary = summarize(records, variants)
     meta = dict(load_average=os.getloadavg(), command='python ' + ' '.join([os.path.relpath(__file__)] + sys.argv[1:]
                                              if argv is None else ['tools/benchmark.py'] + argv),
-                cpu=_cpu_name(), onnxruntime=ort.__version__, auto_kernel=library.selected_kernel('auto'),
+                cpu=cpu_name(), onnxruntime=ort.__version__, auto_kernel=library.selected_kernel('auto'),
                 python=platform.python_version(), wall_time_s=time.time() - started,
                 variants=list(variants), threads=args.threads, quick=args.quick)
     os.makedirs(args.out_dir, exist_ok=True)
@@ -507,17 +508,6 @@ def main(argv=None):
     chart(records, os.path.join(args.out_dir, 'benchmark.png'))
     print('\n'.join(f'{k}: {v:.2f}x' for k, v in summary.items()))
     print(f'wrote {args.out_dir}/benchmark.{{json,md,png}} in {meta["wall_time_s"]:.0f} s')
-
-
-def _cpu_name() -> str:
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or 'unknown'
 
 
 if __name__ == '__main__':

@@ -189,3 +189,18 @@ def plot_curves(runs: Sequence[RunLog], keys: Sequence[str], out: str,
         plt.close(fig)
     return {label: len(xs) for label, xs, _ in curves}
 
+
+
+def latest_run_curves(work_dir: str):
+    """``(train, val)`` of the newest run logged in ``work_dir`` (mmengine's
+    ``<timestamp>/vis_data/scalars.json``): ``[(iteration, loss)]`` and
+    ``[(iteration, {metric: value})]``; empty lists when nothing is logged."""
+    import glob
+    logs = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
+    if not logs:
+        return [], []
+    run = load_json_log(logs[-1])
+    train = [(rec['iter'], rec['loss']) for rec in run.train if 'loss' in rec and 'iter' in rec]
+    val = [(rec['step'], {k: v for k, v in rec.items() if k != 'step'})
+           for rec in run.val if 'step' in rec]
+    return train, val

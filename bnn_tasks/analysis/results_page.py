@@ -1,0 +1,156 @@
+"""The results page of ``tools/results_table.py``: markdown table and learning curves.
+
+Rendering only: it reads the rows ``results.json`` holds (one per trained config, written by
+the tool) and never runs anything, so ``--render-only`` and the tests use it directly.
+"""
+import os.path as osp
+
+# the headline metric of each task, and the columns of its table
+METRICS = {
+    'detection': [('coco/bbox_mAP', 'COCO mAP'), ('pascal_voc/mAP', 'VOC mAP@0.5')],
+    # mmseg reports percentages
+    'segmentation': [('mIoU', 'mIoU %'), ('mAcc', 'mAcc %'), ('aAcc', 'aAcc %')],
+}
+
+
+
+def config_name(config: str) -> str:
+    """A config's file name without folder and extension: its row name and work dir."""
+    return osp.splitext(osp.basename(config))[0]
+
+
+
+def metric_value(metrics: dict, key: str):
+    for k, v in metrics.items():  # mmseg prefixes nothing, mmdet 'coco/..'; match the tail
+        if k == key or k.endswith('/' + key):
+            return v
+    return None
+
+
+def table_order(row):
+    """Rows grouped by detector/segmentor (the name's first part), float twin first."""
+    return row['name'].split('_')[0], not row['config'].startswith('configs/baselines/'), \
+        row['name']
+
+
+def render_markdown(rows) -> str:
+    out = ['# Results on the built-in digits dataset', '',
+           'Measured by `tools/results_table.py` (one row = the two commands shown, run on an '
+           'otherwise idle machine). "Minutes" is wall-clock time of the training command, '
+           'including validation during training, plus backbone pretraining or the float '
+           'first stage where listed. '
+           'Regenerate the page with `python tools/results_table.py --render-only`.', '']
+    for task in ('detection', 'segmentation'):
+        task_rows = sorted((r for r in rows if r['task'] == task), key=table_order)
+        if not task_rows:
+            continue
+        cols = METRICS[task]
+        out += [f'## {task.capitalize()}', '',
+                '| config | iterations (of max) | minutes | '
+                + ' | '.join(c[1] for c in cols) + ' | machine, date |',
+                '|---|---|---|' + '---|' * len(cols) + '---|']
+        for r in task_rows:
+            vals = []
+            for key, _ in cols:
+                v = metric_value(r['metrics'], key)
+                fmt = '{:.3f}' if task == 'detection' else '{:.2f}'
+                vals.append('n/a' if v is None else fmt.format(v))
+            minutes = f'{r["train_minutes"]}'
+            if r.get('pretrain'):
+                p = r['pretrain']
+                minutes = (f'{round(p["minutes"] + r["train_minutes"], 1)} ({p["minutes"]} '
+                           f'pretrain, {p["val_accuracy"]:.0f}% digit acc. + '
+                           f'{r["train_minutes"]})')
+            elif r.get('first_stage'):
+                fs = r['first_stage']
+                minutes = (f'{round(fs["minutes"] + r["train_minutes"], 1)} ({fs["minutes"]} '
+                           f'float stage 1 + {r["train_minutes"]})')
+            iters = f'{r["iterations"]} ({r["max_iters"]})'
+            if r.get('refits'):  # re-fitted to the budget by the run: its own step time
+                iters += f', {r["refits"][-1]["seconds_per_iter"]:.2f} s/it'
+            elif r.get('probe'):  # iterations fitted to a time budget: at the probe's step time
+                iters += f', {r["probe"]["seconds_per_iter"]:.2f} s/it'
+            out.append(f'| `{r["name"]}` | {iters} | '
+                       f'{minutes} | ' + ' | '.join(vals)
+                       + f' | {r["cpu"]}, {r["date"]} |')
+        notes = [f'- `{r["name"]}`: {r["note"]}' for r in task_rows if r.get('note')]
+        notes += [f'- `{r["name"]}`: {first_stage_note(r["first_stage"], cols)}'
+                  for r in task_rows if r.get('first_stage')]
+        if notes:
+            out += ['', 'Notes:', ''] + notes
+        out += ['', f'![{task} learning curves]({task}_curves.png)', '', 'Commands:', '']
+        for r in task_rows:
+            out.append(f'- `{r["name"]}`: ' + ' then '.join(f'`{c}`' for c in r['commands']))
+        out.append('')
+    return '\n'.join(out)
+
+
+def first_stage_note(stage: dict, cols) -> str:
+    scores = ', '.join(f'{label} {metric_value(stage["metrics"], key):.3f}' for key, label in cols
+                       if metric_value(stage['metrics'], key) is not None)
+    return (f'two-stage recipe: starts from the float stage-1 model '
+            f'`{config_name(stage["config"])}` ({stage["iterations"]} '
+            f'iterations, {stage["minutes"]} min; {scores} before binarization)')
+
+
+def curve_points(stage: dict, minutes: float, key: str, offset: float):
+    """(minute, loss) and (minute, metric) points of one training stage: iterations are mapped
+    to wall-clock minutes at the stage's mean pace, after ``offset`` minutes of earlier stages."""
+    pace = minutes / max(stage['iterations'], 1)
+    loss = [(offset + it * pace, v) for it, v in stage.get('train_curve') or []]
+    scored = list(stage.get('val_curve') or []) + list(stage.get('checkpoint_curve') or [])
+    scored.append((stage['iterations'], stage['metrics']))
+    vals = {(offset + it * pace, metric_value(m, key)) for it, m in scored}
+    return loss, sorted((t, v) for t, v in vals if v is not None)
+
+
+def render_curves(rows, task: str, path: str):
+    """Training loss and validation metric against training minutes (rows at one wall-clock
+    budget compare at equal time). A first stage is drawn dashed before its binary stage;
+    pretraining has no such curve and only shifts the row right by its minutes."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    task_rows = sorted((r for r in rows if r['task'] == task), key=table_order)
+    if not task_rows:
+        return
+    key, label = METRICS[task][-1] if task == 'detection' else METRICS[task][0]
+    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(11, 4))
+    colors = plt.rcParams['axes.prop_cycle'].by_key()['color']
+    for i, r in enumerate(task_rows):
+        color = colors[i % len(colors)]  # one colour per row, for both its stages
+        offset = 0.0
+        if r.get('first_stage'):
+            fs = r['first_stage']
+            loss, vals = curve_points(fs, fs['minutes'], key, 0.0)
+            for ax, pts, marker in ((ax_loss, loss, None), (ax_val, vals, 'o')):
+                if pts:
+                    ax.plot(*zip(*pts), '--', marker=marker, color=color,
+                            label=f'{r["name"]}: float stage 1')
+            offset = fs['minutes']
+        elif r.get('pretrain'):
+            offset = r['pretrain']['minutes']  # pretraining has no detection/seg curve
+        loss, vals = curve_points(r, r['train_minutes'], key, offset)
+        for ax, pts, marker in ((ax_loss, loss, None), (ax_val, vals, 'o')):
+            if pts:
+                ax.plot(*zip(*pts), marker=marker, color=color, label=r['name'])
+    xlabel = 'training minutes (iterations at each stage\'s mean pace)'
+    ax_loss.set(xlabel=xlabel, ylabel='training loss', title='training loss')
+    ax_val.set(xlabel=xlabel, ylabel=label, title=f'validation {label}')
+    for ax in (ax_loss, ax_val):
+        ax.grid(alpha=0.3)
+    ax_val.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+
+def write_results_page(rows, out_dir: str) -> str:
+    """``results.md`` and one ``<task>_curves.png`` per task into ``out_dir``; returns the md."""
+    markdown = render_markdown(rows)
+    with open(osp.join(out_dir, 'results.md'), 'w') as f:
+        f.write(markdown)
+    for task in METRICS:
+        render_curves(rows, task, osp.join(out_dir, f'{task}_curves.png'))
+    return markdown
