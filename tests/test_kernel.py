@@ -107,6 +107,38 @@ def test_all_variants_agree_bitwise(shape):
         np.testing.assert_array_equal(y, outputs['portable'], err_msg=v)
 
 
+def _kernel_for_layer(stride, dilation):
+    """The library's automatic choice for a 3x3 128->128 node (ctypes hook)."""
+    import ctypes
+    fn = ctypes.CDLL(library.library_path()).BnnTasksSelectedKernelForLayer
+    fn.restype = ctypes.c_char_p
+    fn.argtypes = [ctypes.c_int64] * 7
+    with library.forced_kernel('auto'):
+        return fn(128, 128, 9, *stride, *dilation).decode()
+
+
+def test_automatic_choice_is_per_layer():
+    """On an AMX CPU: amx for stride 1 / dilation <= 2, avx512 otherwise (docs/kernels.md)."""
+    supported = library.supported_kernels()
+    if 'amx' not in supported:
+        pytest.skip('this CPU cannot run the amx kernel: no per-layer choice to make')
+    assert _kernel_for_layer((1, 1), (1, 1)) == 'amx'
+    assert _kernel_for_layer((1, 1), (2, 2)) == 'amx'
+    assert _kernel_for_layer((2, 2), (1, 1)) == 'avx512'
+    assert _kernel_for_layer((1, 2), (1, 1)) == 'avx512'
+    assert _kernel_for_layer((1, 1), (4, 1)) == 'avx512'
+
+
+@pytest.mark.parametrize('stride, dilation', [((1, 1), (1, 1)), ((2, 2), (1, 1)), ((1, 1), (4, 4))])
+def test_automatic_choice_matches_reference(stride, dilation):
+    """Unforced, each node runs the variant chosen for its shape, with the same results."""
+    model, feeds, expected = random_case(np.random.default_rng(4), 2, 70, 13, 12, 40, 3, 3,
+                                         stride, dilation * 2, dilation, True, True, True)
+    y = run_op(model, feeds, 'auto', 2)
+    np.testing.assert_allclose(y, expected, rtol=1e-6, atol=1e-5)
+    np.testing.assert_array_equal(y, run_op(model, feeds, 'portable', 1))
+
+
 def test_exact_dot_products_and_special_values(variant):
     """Unit scale and zero bias expose the raw dot: integers, with 0/-0 -> +1 and NaN -> -1."""
     rng = np.random.default_rng(1)

@@ -457,3 +457,15 @@ BNN_EXPORT const char* BnnTasksSelectedKernel() {
   const bnn::KernelVariant* v = bnn::select_kernel(&why, nullptr);
   return v ? v->name : why;
 }
+
+// The same for a node with these attributes (the automatic choice is made per layer).
+BNN_EXPORT const char* BnnTasksSelectedKernelForLayer(int64_t in_channels, int64_t out_channels,
+                                                      int64_t taps, int64_t stride_h,
+                                                      int64_t stride_w, int64_t dilation_h,
+                                                      int64_t dilation_w) {
+  const char* why = "unknown error";
+  const bnn::LayerShape layer{in_channels, out_channels, taps, stride_h, stride_w, dilation_h,
+                              dilation_w};
+  const bnn::KernelVariant* v = bnn::select_kernel(&why, &layer);
+  return v ? v->name : why;
+}
