@@ -90,7 +90,6 @@ class BinaryResNetBase(BaseModule):
             self.add_module(layer_name, stage)
             self.res_layers.append(layer_name)
             in_ch = out_ch
-        self.feat_dims = tuple(base_channels * 2 ** i for i in range(num_stages))
         self._freeze_stages()
 
     # --- construction -------------------------------------------------------------------

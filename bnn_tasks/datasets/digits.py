@@ -30,11 +30,6 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 CLASSES = tuple(str(d) for d in range(10))
-SEG_CLASSES = ('background', ) + CLASSES
-# One colour per segmentation class (background black), used by mmseg's visualizer.
-SEG_PALETTE = [[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200],
-               [245, 130, 48], [145, 30, 180], [70, 240, 240], [240, 50, 230], [210, 245, 60],
-               [250, 190, 190]]
 SPLITS = ('train', 'val')
 STROKE_THRESHOLD = 0.5  # a pixel belongs to a digit where its upsampled ink is >= this
 

@@ -88,7 +88,6 @@ class BinaryBasicBlock(nn.Module):
 
     The first unit carries the block's stride and the downsampling shortcut.
     """
-    expansion = 1
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1, dilation: int = 1,
                  conv_cfg: Optional[dict] = None, norm_cfg: Optional[dict] = None,
