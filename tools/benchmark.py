@@ -447,7 +447,8 @@ def main(argv=None):
     parser.add_argument('--threads', type=int, nargs='+', default=[1, 2])
     parser.add_argument('--variants', nargs='+', default=None,
                         help=f'kernel variants (default: all this CPU supports of '
-                             f'{library.KERNEL_VARIANTS})')
+                             f'{library.KERNEL_VARIANTS}; "auto" adds the library\'s own '
+                             f'per-layer choice)')
     parser.add_argument('--models', nargs='+', default=['bireal18', 'fcn'],
                         choices=['bireal18', 'fcn', 'ceiling'],
                         help='layer sets to time (ceiling: compute-bound shapes that show the '
@@ -465,7 +466,8 @@ def main(argv=None):
     started = time.time()
     supported = library.supported_kernels()
     variants = args.variants or supported
-    missing = [v for v in variants if v not in supported]
+    # 'auto' (not in the default list): the library's own choice, per layer for whole models
+    missing = [v for v in variants if v not in supported + ['auto']]
     if missing:
         parser.error(f'this CPU cannot run kernel variant(s) {missing} (supported: {supported})')
     if args.quick:
