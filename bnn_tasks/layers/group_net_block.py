@@ -9,9 +9,10 @@ In dilated (atrous) stages, BPAC gives each base its own dilation rate, so the K
 see K receptive fields in parallel (like ASPP, but inside the backbone). The bases share one
 full-precision downsampling shortcut, computed once.
 
-Training runs the K bases as wide ops (``fused_bases``: one sign, one conv per dilation run,
-one batch norm for all bases), the same function as the loop over the bases at a fraction of
-its cost; ``fuse_bases=False`` (or hooks on the bases, as the exporter sets) runs the loop.
+Bases that share one dilation run as wide ops (``fused_bases``: one sign, one stacked or
+grouped conv, one batch norm for all bases), the same function as the loop over the bases with
+K times fewer ops. BPAC bases with distinct rates, ``fuse_bases=False`` and bases with hooks
+(the exporter's) run the loop.
 """
 from typing import Optional, Sequence
 
