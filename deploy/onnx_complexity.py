@@ -74,6 +74,23 @@ def _set_input_shape(model: onnx.ModelProto, shape: Sequence[int]) -> None:
         return
 
 
+def _pin_batch(model: onnx.ModelProto) -> None:
+    """Count one image: a symbolic batch dimension (dynamic-batch exports name it on the input
+    and on every annotated tensor) becomes 1 everywhere it appears."""
+    inits = {t.name for t in model.graph.initializer}
+    names = {inp.type.tensor_type.shape.dim[0].dim_param for inp in model.graph.input
+             if inp.name not in inits and len(inp.type.tensor_type.shape.dim) == 4}
+    names.discard('')
+    if not names:
+        return
+    graph = model.graph
+    for vi in list(graph.input) + list(graph.output) + list(graph.value_info):
+        for dim in vi.type.tensor_type.shape.dim:
+            if dim.dim_param in names:
+                dim.Clear()
+                dim.dim_value = 1
+
+
 def _known_shapes(model: onnx.ModelProto) -> Dict[str, tuple]:
     try:
         inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
@@ -164,6 +181,7 @@ def count_onnx(model: Union[str, onnx.ModelProto], shape: Optional[Sequence[int]
         model = copy
     if shape is not None:
         _set_input_shape(model, shape)
+    _pin_batch(model)
     shapes = _known_shapes(model)
     inits = {t.name for t in model.graph.initializer}
     constants = _constant_sizes(model)
