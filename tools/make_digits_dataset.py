@@ -7,7 +7,6 @@
 See docs/datasets.md for the layout and bnn_tasks/datasets/digits.py for how it is drawn.
 """
 import argparse
-import os.path as osp
 import sys
 import time
 
