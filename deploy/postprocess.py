@@ -1,8 +1,8 @@
 """Traceable detection post-processing: the pieces of mmdet's test-time code as graph ops.
 
 Every function here runs in PyTorch and exports (TorchScript exporter, opset >= 16) to standard
-ONNX ops: TopK, NonMaxSuppression, RoiAlign, Gather. Shapes after NMS are data dependent, so no
-function converts a tensor size to a Python number.
+ONNX ops: TopK, NonMaxSuppression, RoiAlign, NonZero, Gather, ScatterND. Shapes after NMS are
+data dependent, so no function converts a tensor size to a Python number.
 """
 import math
 from typing import List, Sequence, Tuple
@@ -96,19 +96,27 @@ def map_roi_levels(rois: Tensor, num_levels: int, finest_scale: float = 56) -> T
 def multilevel_roi_align(feats: Sequence[Tensor], rois: Tensor, output_size: int,
                          strides: Sequence[int], sampling_ratio: int = 0,
                          aligned: bool = True, finest_scale: float = 56) -> Tensor:
-    """RoIAlign of each RoI on its FPN level (ONNX RoiAlign, ``half_pixel`` when aligned).
+    """RoIAlign of each RoI on its FPN level only, as mmdet's ``SingleRoIExtractor.forward``.
 
-    Every level pools every RoI and a per-RoI mask selects the right one: a static graph with
-    no data-dependent scatter, at the price of pooling each RoI once per level.
+    Per level: the indices of its RoIs (NonZero), those RoIs (Gather), RoiAlign on them alone
+    (``half_pixel`` when aligned, ``mode='avg'``, ``spatial_scale = 1 / stride``), then a Gather
+    through the inverse permutation (one small ScatterND) puts the pooled features back in the
+    RoIs' order. Each RoI is pooled once; a level no RoI maps to pools nothing (RoiAlign of
+    zero RoIs).
     """
     levels = map_roi_levels(rois, len(strides), finest_scale)
-    out = None
+    order, pooled = [], []
     for i, (feat, stride) in enumerate(zip(feats, strides)):
-        pooled = torchvision.ops.roi_align(feat, rois, output_size, 1.0 / stride,
-                                           sampling_ratio, aligned)
-        mask = (levels == i).to(pooled.dtype).view(-1, 1, 1, 1)
-        out = pooled * mask if out is None else out + pooled * mask
-    return out
+        index = torch.nonzero(levels == i).view(-1)
+        order.append(index)
+        pooled.append(torchvision.ops.roi_align(feat, rois[index], output_size, 1.0 / stride,
+                                                sampling_ratio, aligned))
+    order, pooled = concat_levels(order), concat_levels(pooled)
+    # Every RoI is in exactly one level, so ``order`` is a permutation: scatter its inverse (a
+    # short index vector) and gather the pooled rows once, rather than scatter the features
+    # into a zero tensor of the same size.
+    inverse = torch.zeros_like(order).index_put((order,), torch.arange(order.shape[0]))
+    return pooled[inverse]
 
 
 def concat_levels(tensors: List[Tensor]) -> Tensor:
