@@ -141,3 +141,22 @@ def run_tool(main: Callable, argv: Optional[Sequence[str]] = None) -> int:
             msg = msg[len(type(e).__name__) + 2:]
         print(f'error: {msg}', file=sys.stderr)
         return EXIT_BAD_INPUT
+
+
+def exit_process(code: int) -> None:
+    """End a tool's process with ``code``.
+
+    A worker of a multi-process run (``torch.distributed.run`` sets ``WORLD_SIZE``) leaves with
+    ``os._exit`` once its logs and streams are flushed: its process group is already torn down
+    (``bnn_tasks.jobs.train``), but the collective library's C++ threads and static objects are
+    still destroyed during interpreter finalization, where a race can abort a process that has
+    finished its work (SIGABRT, "terminate called without an active exception"; measured with a
+    2-rank gloo script: 1 abort in 30 exits after destroy_process_group, none in 40 with this).
+    """
+    if int(os.environ.get('WORLD_SIZE', '1')) > 1:
+        import logging
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

@@ -15,9 +15,8 @@ ends with one ``error:`` line and exit code 2; ``--debug`` shows the traceback i
 The work is done by ``bnn_tasks.jobs.train``, which records ``train_result.json``.
 """
 import argparse
-import sys
 
-from bnn_tasks.cli import add_common_args, config_from_args, run_tool
+from bnn_tasks.cli import add_common_args, config_from_args, exit_process, run_tool
 
 
 def parse_args(argv=None):
@@ -67,4 +66,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(run_tool(main))
+    exit_process(run_tool(main))
