@@ -93,6 +93,7 @@ setup(
     cmdclass={'build_ext': BuildNative},
     # mmcv with compiled ops is not on PyPI as a wheel; tools/install.sh builds and caches it.
     install_requires=read_requirements('runtime.txt'),
-    extras_require={'tests': read_requirements('tests.txt')},
+    # bench: the engines tools/benchmark.py --detector compares against (optional)
+    extras_require={'tests': read_requirements('tests.txt'), 'bench': ['openvino==2026.4.1']},
     license='Apache-2.0',
 )

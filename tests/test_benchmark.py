@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from conftest import REPO, load_tool
+from conftest import REPO, digits_overrides, load_tool, options_to_cli
 
 
 def test_quick_benchmark_outputs(tmp_path):
@@ -62,3 +62,74 @@ def test_ceiling_shapes_are_compute_bound_and_exact_size():
          for l in ceiling for impl, t, sp in (('ort_float_conv', 1.0, 1.0),
                                               ('binary_avx2', 0.25, 4.0))], ['avx2'])
     assert summary['ceiling_median_speedup_avx2_1t'] == 4.0
+
+
+def test_detector_mode_times_every_engine_row(tiny_digits, tmp_path):
+    """--detector --quick on the tiny digits set: every engine row, sizes and a per-op profile
+    that accounts for the run time (OpenVINO rows only when it is installed)."""
+    import importlib.util
+
+    from mmengine.config import Config
+
+    from bnn_tasks.deploy import library
+    config = os.path.join(REPO, 'configs/bireal/faster-rcnn_bireal18_fpn_digits_2stage.py')
+    options = options_to_cli(digits_overrides(Config.fromfile(config), tiny_digits))
+    out = tmp_path / 'detector'
+    proc = subprocess.run([sys.executable, os.path.join(REPO, 'tools', 'benchmark.py'),
+                           '--detector', config, '--quick', '--threads', '1', '--out-dir',
+                           str(out), '--cfg-options', *options],
+                          capture_output=True, text=True, timeout=900, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert 'untrained' in proc.stdout
+    data = json.loads((out / 'benchmark.json').read_text())
+    result = data['detector']
+    expected = {f'binary:ort_{v}' for v in library.supported_kernels() + ['auto']}
+    expected |= {f'{m}:ort_{p}' for m in ('float_twin', 'r18') for p in ('fp32', 'int8')}
+    if importlib.util.find_spec('openvino') is not None:
+        expected |= {f'{m}:openvino_{p}' for m in ('float_twin', 'r18') for p in ('default', 'f32')}
+    else:
+        assert 'OpenVINO is not installed' in proc.stdout
+    assert {r['impl'] for r in result['rows']} == expected
+    assert all(r['median_s'] > 0 and r['binary_speedup'] > 0 for r in result['rows'])
+    assert result['baseline'].endswith('faster-rcnn_r18_fpn_digits.onnx')
+    md = (out / 'benchmark.md').read_text()
+    for impl in expected:
+        model, engine = impl.split(':')
+        assert f'| {model} | {engine} |' in md, impl
+    assert set(data['summary']) >= {'binary_vs_float_twin_ort_fp32_1t',
+                                    'binary_vs_float_twin_ort_int8_1t', 'binary_vs_r18_ort_fp32_1t'}
+    sizes = result['sizes']
+    assert sizes['binary'] < sizes['float_twin'] and sizes['float_twin_int8'] < sizes['float_twin']
+    # the profile: op shares of the summed run time, which the ops nearly cover
+    profile = result['profile']
+    ops = {o['op_type']: o for o in profile['ops']}
+    assert {'BinaryConv2d', 'Conv', 'RoiAlign'} <= set(ops)
+    assert 0.5 < profile['ops_share'] <= 1.05
+    assert abs(sum(o['share'] for o in ops.values()) - profile['ops_share']) < 1e-9
+    assert '| BinaryConv2d |' in md
+    assert (out / 'benchmark.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_op_profile_leaves_out_the_warmup_run():
+    from bnn_tasks.deploy.op_profile import aggregate_profile
+
+    def node(op, ts, dur):
+        return dict(cat='Node', name=f'{op}_{ts}_kernel_time', ts=ts, dur=dur,
+                    args=dict(op_name=op))
+    events = [dict(cat='Session', name='model_run', ts=0, dur=100), node('Conv', 10, 90),
+              dict(cat='Session', name='model_run', ts=200, dur=50), node('Conv', 210, 30),
+              node('RoiAlign', 240, 10), dict(cat='Node', name='x_fence_before', ts=205, dur=5)]
+    profile = aggregate_profile(events)
+    assert profile['runs'] == 1 and profile['model_run_us'] == 50
+    shares = [(o['op_type'], o['share']) for o in profile['ops']]
+    assert shares == [('Conv', 0.6), ('RoiAlign', 0.2)]
+
+
+def test_baseline_config_is_the_float_r18_of_the_same_task():
+    benchmark = load_tool('benchmark')
+    found = {name: os.path.basename(benchmark.baseline_config(f'configs/bireal/{name}.py'))
+             for name in ('faster-rcnn_bireal18_fpn_digits_2stage', 'retinanet_bireal18_fpn_digits',
+                          'fcn_bireal18-d8_digits')}
+    assert found == {'faster-rcnn_bireal18_fpn_digits_2stage': 'faster-rcnn_r18_fpn_digits.py',
+                     'retinanet_bireal18_fpn_digits': 'retinanet_r18_fpn_digits.py',
+                     'fcn_bireal18-d8_digits': 'fcn_r18-d8_digits.py'}

@@ -9,6 +9,17 @@ intra-op threads. Medians over repeated runs in one process.
     python tools/benchmark.py --quick --out-dir /tmp/bench            # tiny shapes, seconds
     python tools/benchmark.py --onnx model.onnx --out-dir ...         # also time whole models
 
+Whole detector or segmentor (``--detector CONFIG [CHECKPOINT]``, instead of the layers): exports
+the bit-packed model, its float twin and the float ResNet-18 of ``configs/baselines/`` (untrained
+weights without a checkpoint), quantizes both float models to int8 (ONNX Runtime static QDQ,
+calibrated on training images) and times, round-robin on real test images: the bit-packed model
+with each kernel variant and ``auto``, the float models in ONNX Runtime fp32 and int8 and, when
+``openvino`` is installed (``pip install -e .[bench]``), in OpenVINO at its default precision and
+at f32; plus the bit-packed model's per-op profile and the file sizes:
+
+    python tools/benchmark.py --detector configs/bireal/faster-rcnn_bireal18_fpn_digits_2stage.py \
+        --out-dir docs/results/detector --export-dir work_dirs/bench_detector
+
 Writes ``benchmark.json``, ``benchmark.md`` (tables + summary) and ``benchmark.png`` into
 ``--out-dir``. Whole-model benchmarks plug in with :func:`register_model_benchmark`.
 """
@@ -24,7 +35,10 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from mmengine.config import DictAction
+
 from bnn_tasks.deploy import library, op_spec, single_op
+from bnn_tasks.deploy.model_benchmark import time_session, time_sessions
 from bnn_tasks.machine import cpu_name
 
 
@@ -114,40 +128,6 @@ def binary_session(model, threads: int, kernel: Optional[str]):
     session that just ran would keep spinning on the cores the next one needs (measured here:
     2 threads *slower* than 1 for every implementation), so pools sleep between runs."""
     return library.make_session(model, threads=threads, kernel=kernel, spinning=threads == 1)
-
-
-def time_session(session, feeds: dict, min_time: float, min_runs: int, max_runs: int) -> dict:
-    """Median wall time (s) of ``session.run`` after one warm-up run."""
-    return time_sessions({'only': session}, feeds, min_time, min_runs, max_runs)['only']
-
-
-def time_sessions(sessions: Dict[str, object], feeds: dict, min_time: float, min_runs: int,
-                  max_runs: int) -> Dict[str, dict]:
-    """Median wall time (s) of each session, measured round-robin.
-
-    Interleaving the implementations spreads any load from other processes evenly over them,
-    so the speedups stay meaningful on a shared machine. ``min_time`` is per implementation.
-    """
-    for session in sessions.values():
-        session.run(None, feeds)  # warm-up: weight repacking, arena allocation
-    times = {name: [] for name in sessions}
-    cpu_times = {name: [] for name in sessions}
-    start = time.perf_counter()
-    budget = min_time * len(sessions)
-    rounds = 0
-    while rounds < max_runs and (rounds < min_runs or time.perf_counter() - start < budget):
-        for name, session in sessions.items():
-            c = time.thread_time()
-            t = time.perf_counter()
-            session.run(None, feeds)
-            times[name].append(time.perf_counter() - t)
-            cpu_times[name].append(time.thread_time() - c)
-        rounds += 1
-    # cpu_s: CPU time of the calling thread. With 1 intra-op thread ONNX Runtime computes on the
-    # calling thread, so this is the load-independent cost; with more threads it is meaningless.
-    return {name: dict(median_s=statistics.median(ts), runs=len(ts), min_s=min(ts),
-                       median_cpu_s=statistics.median(cpu_times[name]))
-            for name, ts in times.items()}
 
 
 def benchmark_layer(layer: ConvLayer, threads: int, variants: Sequence[str], timing: dict,
@@ -307,6 +287,312 @@ def _uses_custom_op(path) -> bool:
     return any(op_spec.is_binary_conv(n) for n in onnx.load(path).graph.node)
 
 
+# ---- whole detector or segmentor against the engines a user would run instead (--detector) ----
+
+BASELINE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            'configs', 'baselines')
+FLOAT_MODELS = ('float_twin', 'r18')  # the binary model's float twin, the plain float ResNet-18
+
+
+def baseline_config(config: str) -> Optional[str]:
+    """The plain float ResNet-18 config of the same task and data: the binary config's name with
+    bireal18 -> r18, trailing ``_part``s dropped until ``configs/baselines`` has it
+    (faster-rcnn_bireal18_fpn_digits_2stage -> faster-rcnn_r18_fpn_digits)."""
+    name = os.path.splitext(os.path.basename(config))[0].replace('bireal18', 'r18')
+    while True:
+        path = os.path.join(BASELINE_DIR, name + '.py')
+        if os.path.isfile(path):
+            return path
+        if '_' not in name:
+            return None
+        name = name.rsplit('_', 1)[0]
+
+
+def load_config(path: str, options: Optional[dict]):
+    from mmengine.config import Config
+    cfg = Config.fromfile(path)
+    if options:
+        cfg.merge_from_dict(options)
+    return cfg
+
+
+def dataset_inputs(cfg, export_hw: Sequence[int], count: int, split: str = 'test'):
+    """Up to ``count`` images of the config's data set as the runner feeds them (test pipeline,
+    data preprocessor), zero-padded bottom/right to ``export_hw``: ``[(x [1, 3, H, W],
+    (h, w))]``. ``split='train'`` reads the training images with the test pipeline
+    (calibration data); a training set without its own ``ann_file`` falls back to the test set.
+    """
+    import copy
+
+    import torch
+    import torch.nn.functional as F
+    from mmengine.registry import MODELS
+    from mmengine.runner import Runner
+
+    from bnn_tasks.deploy.model_loading import init_scope
+    init_scope(cfg)
+    loader_cfg = copy.deepcopy(cfg.test_dataloader)
+    train = cfg.get('train_dataloader', {}).get('dataset', {})
+    if split == 'train' and 'ann_file' in train:
+        for key in ('data_root', 'ann_file', 'data_prefix'):
+            if key in train:
+                loader_cfg.dataset[key] = copy.deepcopy(train[key])
+    loader_cfg.update(batch_size=1, num_workers=0, persistent_workers=False)
+    loader = Runner.build_dataloader(loader_cfg)
+    preprocessor = MODELS.build(cfg.model.data_preprocessor).eval()
+    eh, ew = (int(v) for v in export_hw)
+    samples = []
+    with torch.no_grad():
+        for batch in loader:
+            data = preprocessor(batch, False)
+            img, meta = data['inputs'][0], data['data_samples'][0].metainfo
+            h, w = (int(v) for v in meta['img_shape'][:2])
+            if h > eh or w > ew:
+                raise SystemExit(f'the test pipeline makes a {h}x{w} image, larger than the '
+                                 f'export shape {eh}x{ew}: pass --shape')
+            x = F.pad(img[:, :h, :w].float(), (0, ew - w, 0, eh - h))[None].numpy()
+            samples.append((x, (h, w)))
+            if len(samples) == count:
+                break
+    return samples
+
+
+def as_feeds(samples, onnx_path: str) -> List[dict]:
+    """Input dicts for an export: the image, and a detector's valid size ([2] or [1, 2])."""
+    import onnx
+    inputs = onnx.load(onnx_path, load_external_data=False).graph.input
+    feeds = []
+    for x, valid_hw in samples:
+        feed = {inputs[0].name: x}
+        if len(inputs) > 1:
+            valid = np.array(valid_hw, np.float32)
+            feed[inputs[1].name] = (valid if len(inputs[1].type.tensor_type.shape.dim) == 1
+                                    else valid[None])
+        feeds.append(feed)
+    return feeds
+
+
+def export_config(cfg, checkpoint: Optional[str], out_dir: str, name: str, shape, sample,
+                  modes: Sequence[str]) -> Dict[str, str]:
+    """Export ``cfg``'s model (``checkpoint``'s weights, else seeded random ones) in ``modes``
+    as tools/deploy.py names them (NAME.onnx, NAME_float.onnx); returns ``{mode: path}``."""
+    import torch
+
+    from bnn_tasks.deploy.export import export_model
+    from bnn_tasks.deploy.export_record import RECORD_KEY, pipeline_record
+    from bnn_tasks.deploy.model_loading import build_model, load_checkpoint_strict
+    torch.manual_seed(0)  # untrained: the same random weights every run
+    model = build_model(cfg)
+    if checkpoint:
+        load_checkpoint_strict(model, checkpoint)
+    task = 'segmentation' if cfg.get('default_scope') == 'mmseg' else 'detection'
+    record = pipeline_record(cfg, task, getattr(model, 'dataset_meta', None))
+    x, valid_hw = sample
+    paths = {}
+    for mode in modes:
+        suffix = '_float' if mode == 'float' and 'binary' in modes else ''
+        paths[mode] = os.path.join(out_dir, f'{name}{suffix}.onnx')
+        export_model(model, paths[mode], shape, mode, example_input=torch.from_numpy(x),
+                     valid_hw=valid_hw, metadata={RECORD_KEY: json.dumps(record)})
+    return paths
+
+
+def detector_models(args, cfg, shape, sample) -> Dict[str, str]:
+    """Paths of the bit-packed model, its float twin and the float ResNet-18 baseline, each
+    exported now unless ``--exported`` names it."""
+    config, checkpoint = args.detector[0], (args.detector[1:] or [None])[0]
+    name = os.path.splitext(os.path.basename(config))[0]
+    paths = {}
+    if args.exported:
+        paths.update(binary=args.exported[0], float_twin=args.exported[1])
+        if len(args.exported) > 2:
+            paths['r18'] = args.exported[2]
+    else:
+        exported = export_config(cfg, checkpoint, args.export_dir, name, shape, sample,
+                                 ['binary', 'float'])
+        paths.update(binary=exported['binary'], float_twin=exported['float'])
+    baseline = args.baseline or baseline_config(config)
+    if 'r18' not in paths and baseline and baseline.lower() != 'none':
+        base_cfg = load_config(baseline, args.cfg_options)
+        base_ckpt = args.baseline_checkpoint
+        paths['r18'] = export_config(base_cfg, base_ckpt, args.export_dir,
+                                     os.path.splitext(os.path.basename(baseline))[0], shape,
+                                     sample, ['float'])['float']
+    elif 'r18' not in paths:
+        print(f'no float ResNet-18 baseline config found for {config} (pass --baseline)')
+    return paths
+
+
+def detector_sessions(paths: Dict[str, str], variants: Sequence[str], threads: int,
+                      openvino: bool) -> Dict[str, object]:
+    """``'model:engine'`` -> session: the bit-packed model with each kernel variant, each
+    float model in ONNX Runtime fp32 and int8 and, if installed, OpenVINO (default, f32)."""
+    sessions = {f'binary:ort_{v}': binary_session(paths['binary'], threads, v) for v in variants}
+    for model in FLOAT_MODELS:
+        if model not in paths:
+            continue
+        sessions[f'{model}:ort_fp32'] = float_session(paths[model], threads)
+        sessions[f'{model}:ort_int8'] = float_session(paths[f'{model}_int8'], threads)
+        if openvino:
+            from bnn_tasks.deploy.openvino_engine import OpenVinoSession
+            sessions[f'{model}:openvino_default'] = OpenVinoSession(paths[model], threads)
+            sessions[f'{model}:openvino_f32'] = OpenVinoSession(paths[model], threads, 'f32')
+    return sessions
+
+
+def mean_detections(session, feeds: Sequence[dict]) -> Optional[float]:
+    """Boxes after NMS per image (a detector's first output is ``dets`` [.., 5]); the amount of
+    post-processing work, which depends on the weights."""
+    counts = []
+    for feed in feeds:
+        dets = np.asarray(session.run(None, feed)[0])
+        if dets.shape[-1] != 5:
+            return None  # a segmentor
+        counts.append(dets.reshape(-1, 5).shape[0])
+    return float(np.mean(counts))
+
+
+def detector_benchmark(args, variants, timing) -> dict:
+    """Everything ``--detector`` measures: engine rows per thread count, file sizes, the
+    binary model's per-op profile and the bit-packed model's speedup over each row."""
+    from bnn_tasks.deploy.export import file_size
+    from bnn_tasks.deploy.op_profile import profile_ops
+    from bnn_tasks.deploy.openvino_engine import openvino_version
+    from bnn_tasks.deploy.quantize import quantize_int8
+    args.export_dir = args.export_dir or args.out_dir
+    for folder in (args.out_dir, args.export_dir):
+        os.makedirs(folder, exist_ok=True)
+    cfg = load_config(args.detector[0], args.cfg_options)
+    if args.shape:
+        shape = tuple(args.shape)
+    else:
+        from bnn_tasks.deploy.model_loading import default_export_shape
+        shape = default_export_shape(cfg)
+    samples = dataset_inputs(cfg, shape, args.images)
+    calibration = dataset_inputs(cfg, shape, args.calibration_images, split='train')
+    paths = detector_models(args, cfg, shape, samples[0])
+    feeds = as_feeds(samples, paths['binary'])
+    for model in FLOAT_MODELS:
+        if model in paths:
+            paths[f'{model}_int8'] = quantize_int8(
+                paths[model], os.path.join(
+                    args.export_dir, os.path.basename(paths[model])[:-len('.onnx')] + '_int8.onnx'),
+                as_feeds(calibration, paths[model]))
+    ov = openvino_version()
+    if ov is None:
+        print('OpenVINO is not installed: its rows are skipped (pip install -e .[bench])')
+    checkpoint = (args.detector[1:] or [None])[0]
+    if not checkpoint:
+        print('no checkpoint: untrained (seeded random) weights. Speed does not depend on the '
+              'weights except through post-processing (how many boxes reach NMS)')
+    rows, detections, precisions = [], {}, {}
+    for threads in args.threads:
+        sessions = detector_sessions(paths, variants, threads, ov is not None)
+        for impl, session in sessions.items():
+            precisions[impl] = getattr(session, 'precision', None)
+            if impl not in detections:
+                detections[impl] = mean_detections(session, feeds[:4])
+        results = time_sessions(sessions, feeds, **timing)
+        reference = results.get('binary:ort_auto') or min(
+            (r for k, r in results.items() if k.startswith('binary:')), key=lambda r: r['median_s'])
+        for impl, r in results.items():
+            model, engine = impl.split(':')
+            rows.append(dict(model=model, engine=engine, impl=impl, threads=threads,
+                             precision=precisions[impl], detections_per_image=detections[impl],
+                             binary_speedup=r['median_s'] / reference['median_s'],
+                             binary_cpu_speedup=r['median_cpu_s'] / reference['median_cpu_s'],
+                             **r))
+            print(f'  t={threads} {impl:28s} {r["median_s"] * 1e3:8.2f} ms  (bit-packed is '
+                  f'{rows[-1]["binary_speedup"]:.2f}x faster)', flush=True)
+        del sessions
+    profile = profile_ops(paths['binary'], feeds, runs=2 if args.quick else 10, threads=1)
+    return dict(config=args.detector[0], checkpoint=checkpoint, shape=list(shape),
+                baseline=paths.get('r18'), images=len(feeds),
+                calibration_images=len(calibration), openvino=ov, rows=rows, profile=profile,
+                sizes={name: file_size(path) for name, path in paths.items()})
+
+
+def detector_summary(result: dict) -> dict:
+    """How many times faster the bit-packed model (auto kernel) is than each float row, and
+    at 1 thread the same from CPU time (ONNX Runtime rows: it computes on the calling thread)."""
+    out = {}
+    for r in result['rows']:
+        if r['model'] == 'binary':
+            continue
+        out[f'binary_vs_{r["impl"].replace(":", "_")}_{r["threads"]}t'] = r['binary_speedup']
+        if r['threads'] == 1 and r['engine'].startswith('ort'):
+            out[f'binary_vs_{r["impl"].replace(":", "_")}_1t_cputime'] = r['binary_cpu_speedup']
+    return out
+
+
+def detector_markdown(result: dict, summary: dict, meta: dict) -> str:
+    threads = sorted({r['threads'] for r in result['rows']})
+    weights = result['checkpoint'] or 'untrained (seeded random) weights'
+    lines = [f'# Whole-model benchmark: {os.path.basename(result["config"])}', '',
+             f'- command: `{meta["command"]}`',
+             f'- CPU: {meta["cpu"]}; onnxruntime {meta["onnxruntime"]}; OpenVINO '
+             f'{result["openvino"] or "not installed (pip install -e .[bench])"}; wall time '
+             f'{meta["wall_time_s"]:.0f} s; load average at the start '
+             f'{meta["load_average_start"][0]:.1f}, at the end {meta["load_average"][0]:.1f} '
+             '(all rows timed round-robin in one process: compare within a column)',
+             f'- input {result["shape"][0]}x{result["shape"][1]}, {result["images"]} test images '
+             f'of the data set cycled; int8: ONNX Runtime static quantization (QDQ, per-channel, '
+             f'U8S8) calibrated on {result["calibration_images"]} training images',
+             f'- weights: {weights}; float ResNet-18: {result["baseline"]}', '',
+             'Median ms per run (in brackets: how many times faster the bit-packed model with '
+             'the automatic kernel choice is). dets/img: boxes after NMS on the first images '
+             '(post-processing work depends on the weights).', '',
+             '| model | engine | precision | ' + ' | '.join(f'{t} thread(s)' for t in threads)
+             + ' | dets/img |', '|' + '---|' * (4 + len(threads))]
+    keyed = {}
+    for r in result['rows']:
+        keyed.setdefault(r['impl'], {})[r['threads']] = r
+    for impl, by_t in keyed.items():
+        any_r = next(iter(by_t.values()))
+        dets = any_r['detections_per_image']
+        lines.append(f'| {any_r["model"]} | {any_r["engine"]} | {any_r["precision"] or ""} | '
+                     + ' | '.join(f'{by_t[t]["median_s"] * 1e3:.1f} '
+                                  f'({by_t[t]["binary_speedup"]:.2f}x)' if t in by_t else ''
+                                  for t in threads)
+                     + f' | {"" if dets is None else f"{dets:.1f}"} |')
+    lines += ['', '## File sizes', '', '| model | MiB |', '|---|---|']
+    lines += [f'| {name} | {size / 2**20:.2f} |' for name, size in result['sizes'].items()]
+    prof = result['profile']
+    per_run_ms = prof['model_run_us'] / max(1, prof['runs']) / 1e3
+    lines += ['', f'## Where the bit-packed model spends its time (ONNX Runtime profiler, '
+              f'1 thread, {prof["runs"]} runs, {per_run_ms:.1f} ms per run; ops cover '
+              f'{100 * prof["ops_share"]:.0f} %)', '',
+              '| op type | share | ms per run | calls per run |', '|---|---|---|---|']
+    for o in prof['ops']:
+        if o['share'] >= 0.001:
+            lines.append(f'| {o["op_type"]} | {100 * o["share"]:.1f} % | '
+                         f'{o["total_us"] / prof["runs"] / 1e3:.2f} | '
+                         f'{o["calls"] / prof["runs"]:.0f} |')
+    lines += ['', '## Summary (bit-packed auto vs each row; targets are reported, not asserted)',
+              '']
+    lines += [f'- `{k}`: {v:.2f}x' for k, v in summary.items()]
+    return '\n'.join(lines) + '\n'
+
+
+def detector_chart(result: dict, path: str):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    threads = sorted({r['threads'] for r in result['rows']})
+    fig, axes = plt.subplots(1, len(threads), figsize=(6 * len(threads), 5), squeeze=False)
+    for ax, t in zip(axes[0], threads):
+        rows = [r for r in result['rows'] if r['threads'] == t]
+        ax.barh([r['impl'] for r in rows], [r['median_s'] * 1e3 for r in rows],
+                color=['tab:green' if r['model'] == 'binary' else 'tab:gray' for r in rows])
+        ax.invert_yaxis()
+        ax.set_xlabel('median ms per image')
+        ax.set_title(f'{os.path.basename(result["config"])}, {t} thread(s)', fontsize=9)
+        ax.tick_params(axis='y', labelsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 # ---- reporting ----
 
 def summarize(records: List[dict], variants: Sequence[str]) -> dict:
@@ -460,9 +746,31 @@ def main(argv=None):
     parser.add_argument('--backbone', action='store_true',
                         help='also export and time the whole Bi-Real-18 backbone at 640x640: '
                              'bit-packed vs float twin (ONNX Runtime) vs PyTorch eager')
+    parser.add_argument('--detector', nargs='+', metavar=('CONFIG', 'CHECKPOINT'),
+                        help='whole-model mode instead of the layers: export CONFIG\'s detector '
+                             'or segmentor (CHECKPOINT, else untrained) bit-packed + float twin '
+                             'and time them, the float ResNet-18 baseline, their int8 twins and '
+                             'OpenVINO (if installed) on real test images')
+    parser.add_argument('--exported', nargs='+', metavar='ONNX',
+                        help='with --detector: time these exports instead of exporting: '
+                             'BINARY FLOAT_TWIN [FLOAT_R18]')
+    parser.add_argument('--export-dir', help='with --detector: where the .onnx files go '
+                        '(default: --out-dir)')
+    parser.add_argument('--baseline', help='with --detector: the float ResNet-18 config '
+                        '(default: configs/baselines/ by name; "none" skips it)')
+    parser.add_argument('--baseline-checkpoint', help='weights of --baseline (default: untrained)')
+    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
+                        help='with --detector: export size (default: the test pipeline\'s)')
+    parser.add_argument('--images', type=int, default=8,
+                        help='with --detector: test images cycled through the timed runs')
+    parser.add_argument('--calibration-images', type=int, default=32,
+                        help='with --detector: training images calibrating the int8 twins')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
+                        help='with --detector: override settings of the config(s)')
     args = parser.parse_args(argv)
+    if args.exported and not 2 <= len(args.exported) <= 3:
+        parser.error('--exported takes BINARY FLOAT_TWIN [FLOAT_R18]')
 
-    import onnxruntime as ort
     started = time.time()
     supported = library.supported_kernels()
     variants = args.variants or supported
@@ -470,6 +778,10 @@ def main(argv=None):
     missing = [v for v in variants if v not in supported + ['auto']]
     if missing:
         parser.error(f'this CPU cannot run kernel variant(s) {missing} (supported: {supported})')
+    if args.detector:
+        if args.variants is None:  # whole models: also what users get by default
+            variants = supported + ['auto']
+        return detector_main(args, argv, variants, started)
     if args.quick:
         layers = quick_layers()
         timing = dict(min_time=0.0, min_runs=2, max_runs=2)
@@ -496,11 +808,7 @@ def main(argv=None):
         model_records += backbone_records(args, variants, timing)
 
     summary = summarize(records, variants)
-    meta = dict(load_average=os.getloadavg(), command='python ' + ' '.join([os.path.relpath(__file__)] + sys.argv[1:]
-                                             if argv is None else ['tools/benchmark.py'] + argv),
-                cpu=cpu_name(), onnxruntime=ort.__version__, auto_kernel=library.selected_kernel('auto'),
-                python=platform.python_version(), wall_time_s=time.time() - started,
-                variants=list(variants), threads=args.threads, quick=args.quick)
+    meta = run_meta(args, argv, variants, started)
     os.makedirs(args.out_dir, exist_ok=True)
     with open(os.path.join(args.out_dir, 'benchmark.json'), 'w') as f:
         json.dump(dict(meta=meta, summary=summary, layers=records, models=model_records), f,
@@ -508,6 +816,36 @@ def main(argv=None):
     with open(os.path.join(args.out_dir, 'benchmark.md'), 'w') as f:
         f.write(markdown(records, summary, meta, model_records))
     chart(records, os.path.join(args.out_dir, 'benchmark.png'))
+    print('\n'.join(f'{k}: {v:.2f}x' for k, v in summary.items()))
+    print(f'wrote {args.out_dir}/benchmark.{{json,md,png}} in {meta["wall_time_s"]:.0f} s')
+
+
+def run_meta(args, argv, variants, started: float) -> dict:
+    import onnxruntime as ort
+    return dict(load_average=os.getloadavg(), command='python ' + ' '.join(
+                    [os.path.relpath(__file__)] + sys.argv[1:] if argv is None
+                    else ['tools/benchmark.py'] + argv),
+                cpu=cpu_name(), onnxruntime=ort.__version__,
+                auto_kernel=library.selected_kernel('auto'), python=platform.python_version(),
+                wall_time_s=time.time() - started, variants=list(variants),
+                threads=args.threads, quick=args.quick)
+
+
+def detector_main(args, argv, variants, started: float):
+    """``--detector``: time the whole model against the engines, write json/md/png."""
+    load_start = os.getloadavg()
+    timing = (dict(min_time=0.0, min_runs=2, max_runs=2) if args.quick else
+              dict(min_time=args.min_time, min_runs=args.min_runs, max_runs=args.max_runs))
+    if args.quick:
+        args.images, args.calibration_images = min(args.images, 2), min(args.calibration_images, 2)
+    result = detector_benchmark(args, variants, timing)
+    summary = detector_summary(result)
+    meta = dict(run_meta(args, argv, variants, started), load_average_start=load_start)
+    with open(os.path.join(args.out_dir, 'benchmark.json'), 'w') as f:
+        json.dump(dict(meta=meta, summary=summary, detector=result), f, indent=1)
+    with open(os.path.join(args.out_dir, 'benchmark.md'), 'w') as f:
+        f.write(detector_markdown(result, summary, meta))
+    detector_chart(result, os.path.join(args.out_dir, 'benchmark.png'))
     print('\n'.join(f'{k}: {v:.2f}x' for k, v in summary.items()))
     print(f'wrote {args.out_dir}/benchmark.{{json,md,png}} in {meta["wall_time_s"]:.0f} s')
 
