@@ -16,7 +16,9 @@ each can be rerun alone:
    and its float twin for comparison (``tools/deploy.py``);
 6. score the ONNX model in ONNX Runtime with the same pipeline and metrics
    (``tools/test.py MODEL.onnx``);
-7. print both scores and both file sizes, and write them to ``WORK_DIR/summary.json``.
+7. time the bit-packed detector against its float twin (ONNX Runtime, 1 thread);
+8. print both scores, both file sizes and both latencies, and write them to
+   ``WORK_DIR/summary.json``.
 
     python tools/main_job.py [--first-stage-iters 600 --first-stage-minutes 10]
                              [--max-iters 1000 --budget-minutes 18] [--work-dir DIR]
@@ -155,15 +157,32 @@ def main(argv=None):
     onnx_scores = test(trained_config, exports['binary']['path'], export_dir, [],
                        'test_onnx', extra=['--threads', str(args.threads)])
 
+    latency = time_exports(exports, args.data)
+
     summary = dict(
         stages=stages, train_minutes=round(sum(s['train_minutes'] for s in stages), 1),
         pytorch=torch_scores, onnxruntime=onnx_scores,
         file_size_bytes=dict(binary=exports['binary']['size_bytes'],
-                             float=exports['float']['size_bytes']))
+                             float=exports['float']['size_bytes']),
+        latency=latency)
     with open(osp.join(REPO, args.work_dir, 'summary.json'), 'w') as f:
         json.dump(summary, f, indent=2)
     print_summary(summary)
     return 0
+
+
+def time_exports(exports: dict, data_root: str, images: int = 4) -> dict:
+    """The bit-packed detector against its float twin in ONNX Runtime: 1 thread, a short
+    round-robin on the first validation images (tools/benchmark.py --detector is the full
+    comparison, with other engines)."""
+    from bnn_tasks.deploy.model_benchmark import binary_vs_float
+    root = osp.join(REPO, data_root)
+    with open(osp.join(root, 'annotations', 'instances_val.json')) as f:
+        names = [image['file_name'] for image in json.load(f)['images'][:images]]
+    print(f'timing the ONNX exports (1 thread, {len(names)} validation images)', flush=True)
+    return binary_vs_float(osp.join(REPO, exports['binary']['path']),
+                           osp.join(REPO, exports['float']['path']),
+                           [osp.join(root, 'images', name) for name in names], threads=1)
 
 
 def print_summary(summary: dict):
@@ -179,6 +198,11 @@ def print_summary(summary: dict):
     sizes = summary['file_size_bytes']
     print(f'ONNX file sizes: bit-packed {sizes["binary"] / mb:.2f} MiB, float '
           f'{sizes["float"] / mb:.2f} MiB ({sizes["float"] / sizes["binary"]:.1f}x)')
+    t = summary.get('latency')
+    if t:
+        print(f'ONNX Runtime latency ({t["threads"]} thread, median of {t["runs"]} runs): '
+              f'bit-packed {t["binary_ms"]:.1f} ms, float twin {t["float_ms"]:.1f} ms '
+              f'(bit-packed {t["float_over_binary"]:.2f}x faster)')
 
 
 if __name__ == '__main__':
