@@ -19,7 +19,7 @@ import os.path as osp
 import time
 from typing import Optional
 
-from .checkpoint import (CheckpointError, check_state_dict, checkpoint_meta, latest_checkpoint,
+from .checkpoint import (check_state_dict, checkpoint_meta, latest_checkpoint,
                          pointed_checkpoint, read_checkpoint, state_dict_of, write_atomically)
 from .cli import ToolError, build_runner, task_of
 
@@ -43,19 +43,9 @@ def read_result(work_dir: str, kind: str) -> dict:
         return json.load(f)
 
 
-def _checked(path: str, what: str) -> dict:
-    try:
-        return read_checkpoint(path, what)
-    except CheckpointError as e:
-        raise ToolError(str(e)) from None
-
-
 def check_state_dict_matches(model, ckpt: dict, path: str) -> None:
-    """Refuse a checkpoint of another architecture (a ToolError naming keys and shapes)."""
-    try:
-        check_state_dict(model, state_dict_of(ckpt), source=f'checkpoint {path!r}')
-    except CheckpointError as e:
-        raise ToolError(str(e)) from None
+    """Refuse a checkpoint of another architecture (an error naming keys and shapes)."""
+    check_state_dict(model, state_dict_of(ckpt), source=f'checkpoint {path!r}')
 
 
 def set_randomness(cfg, seed: Optional[int] = None, deterministic: Optional[bool] = None):
@@ -112,7 +102,7 @@ def _resume_target(cfg, resume: str):
     """(path, checkpoint) to resume from; ``resume='auto'``: the work dir's newest readable."""
     log = logging.getLogger('bnn_tasks')
     if resume != 'auto':
-        return resume, _checked(resume, 'checkpoint')
+        return resume, read_checkpoint(resume)
     path, ckpt = latest_checkpoint(cfg.work_dir, warn=lambda m: log.warning(f'--resume: {m}'))
     if path is None:
         log.warning(f'--resume: no readable checkpoint in {cfg.work_dir}; training from '
@@ -139,7 +129,7 @@ def train(cfg, config_path: str, resume: Optional[str] = None) -> dict:
     load_from = None
     if resume is None and cfg.get('load_from'):
         # weights only (two-stage recipe, pretrained backbone): must be readable
-        load_from = _checked(cfg.load_from, 'load_from checkpoint')
+        load_from = read_checkpoint(cfg.load_from, 'load_from checkpoint')
     runner = build_runner(cfg)
     if load_from is not None and 'backbone_pretrain' in checkpoint_meta(load_from):
         # mmengine loads load_from non-strictly: a backbone from another config would be
@@ -262,7 +252,7 @@ def record_test(cfg, config_path: str, checkpoint: str, backend: str, metrics: d
 
 def test(cfg, config_path: str, checkpoint: str) -> dict:
     """Score a PyTorch checkpoint with the config's test set; returns the test result."""
-    ckpt = _checked(checkpoint, 'checkpoint')
+    ckpt = read_checkpoint(checkpoint)
     seed = checkpoint_meta(ckpt).get('seed')
     cfg.load_from, cfg.resume = checkpoint, False
     runner = build_runner(cfg)
@@ -274,4 +264,96 @@ def test(cfg, config_path: str, checkpoint: str) -> dict:
         return dict(metrics=_floats(metrics))
     result = record_test(cfg, config_path, checkpoint, 'pytorch', metrics, seed)
     runner.logger.info(f'metrics written to {osp.join(cfg.work_dir, "test_metrics.json")}')
+    return result
+
+
+# --------------------------------------------------------------------------- two-stage recipe
+STAGE_DIRS = ('stage1_float', 'stage2_binary')
+
+
+def _recipe_error(e) -> ToolError:
+    return ToolError(str(e))
+
+
+def train_two_stage(cfg, config_path: str, first_stage_fraction: Optional[float] = None,
+                    max_iters: Optional[int] = None, budget_minutes: Optional[float] = None,
+                    distill: bool = True, teacher_config: Optional[str] = None,
+                    teacher_checkpoint: Optional[str] = None,
+                    distill_cfg: Optional[dict] = None, **prepare_options) -> dict:
+    """The float-to-binary recipe (``bnn_tasks.engine.recipe``) for the binary ``cfg``.
+
+    Stage 1 (float weights, clip activations) trains in ``WORK_DIR/stage1_float``, stage 2 (the
+    binary config from stage 1's weights, distilled from it unless ``distill`` is False) in
+    ``WORK_DIR/stage2_binary``. ``max_iters`` and ``budget_minutes`` are split between them by
+    ``first_stage_fraction`` (the recipe's ``FIRST_STAGE_FRACTION`` by default).
+    ``teacher_config``/``teacher_checkpoint``: another teacher (e.g. the float twin of
+    ``configs/baselines``) instead of stage 1. ``prepare_options``: the other arguments of
+    :func:`prepare_training`, applied to both stages.
+
+    ``WORK_DIR/train_result.json`` names both stages' results (``stages``) and, at the top
+    level, stage 2's checkpoint and iterations and the two stages' minutes, so readers of a
+    one-stage result work unchanged. ``stage2_binary/<config name>`` is the student's config
+    (what ``tools/test.py`` and export need), not the distillation wrapper.
+    """
+    from mmengine.config import Config
+    from .engine.recipe import (FIRST_STAGE_FRACTION, RecipeError, binary_stage, float_stage,
+                                split_budget, student_config)
+    fraction = FIRST_STAGE_FRACTION if first_stage_fraction is None else first_stage_fraction
+    if teacher_checkpoint and not distill:
+        raise ToolError('--teacher-checkpoint needs distillation (drop --no-distill)')
+    if teacher_config and not teacher_checkpoint:
+        raise ToolError('--teacher-config needs --teacher-checkpoint (its trained weights)')
+    try:
+        stage1 = float_stage(cfg, config_path)
+        iters = split_budget(max_iters, fraction, integer=True)
+        minutes = split_budget(budget_minutes, fraction)
+    except RecipeError as e:
+        raise _recipe_error(e) from None
+    teacher = None
+    if teacher_config:
+        if not osp.isfile(teacher_config):
+            raise ToolError(f'teacher config {teacher_config!r} does not exist')
+        teacher = Config.fromfile(teacher_config)
+    if teacher_checkpoint:
+        read_checkpoint(teacher_checkpoint, 'teacher checkpoint')
+    work_dir = cfg.work_dir
+    name = osp.splitext(osp.basename(config_path))[0]
+
+    def run_stage(stage_cfg, index):
+        stage_cfg.work_dir = osp.join(work_dir, STAGE_DIRS[index])
+        # mmengine names loggers and visualizers by experiment: two runners in one process
+        # within the same second would otherwise share them
+        stage_cfg.experiment_name = f'{name}_{STAGE_DIRS[index]}'
+        if stage_cfg.get('visualizer'):  # configs name it 'visualizer': one instance per name
+            stage_cfg.visualizer['name'] = f'{name}_{STAGE_DIRS[index]}_{time.time_ns()}'
+        prepare_training(stage_cfg, config_path, max_iters=iters[index],
+                         budget_minutes=minutes[index], **prepare_options)
+        return train(stage_cfg, config_path)
+
+    first = run_stage(stage1, 0)
+    if first['checkpoint'] is None:
+        raise ToolError(f'stage 1 in {first["work_dir"]} wrote no checkpoint')
+    try:
+        stage2 = binary_stage(cfg, first['checkpoint'], config_path, distill=distill,
+                              teacher_config=teacher, teacher_checkpoint=teacher_checkpoint,
+                              distill_cfg=distill_cfg)
+    except RecipeError as e:
+        raise _recipe_error(e) from None
+    second = run_stage(stage2, 1)
+    model = stage2.model
+    result = dict(
+        config=config_path, work_dir=osp.abspath(work_dir), recipe='two_stage',
+        first_stage_fraction=fraction, seed=second['seed'], iterations=second['iterations'],
+        checkpoint=second['checkpoint'], time_budget=second['time_budget'],
+        train_minutes=round(first['train_minutes'] + second['train_minutes'], 3),
+        distill=None if model.get('type') != 'DistillingModel' else dict(
+            teacher_config=teacher_config or 'float stage of the config',
+            teacher_checkpoint=model['teacher_checkpoint'],
+            options={k: v for k, v in model.items()
+                     if k not in ('type', 'student', 'teacher', 'teacher_checkpoint')}),
+        stages={STAGE_DIRS[0]: first, STAGE_DIRS[1]: second})
+    import os
+    if int(os.environ.get('RANK', '0')) == 0:  # the process group is already torn down
+        student_config(stage2).dump(osp.join(second['work_dir'], osp.basename(config_path)))
+        write_result(work_dir, 'train', result)
     return result

@@ -8,6 +8,9 @@
     python tools/train.py CONFIG --max-iters 1000 --budget-minutes 25 --refit-to-budget
     python tools/train.py CONFIG --seed 0 --deterministic                 # reproducible
     bash tools/dist_train.sh CONFIG 2                                     # 2 processes, gloo
+    python tools/train.py BINARY_CONFIG --two-stage --max-iters 1600 --budget-minutes 40
+        # float stage, then the binary stage distilled from it (WORK_DIR/stage1_float,
+        # WORK_DIR/stage2_binary; bnn_tasks.engine.recipe)
 
 The task is read from the config's ``default_scope`` (``mmdet`` or ``mmseg``). Bad input
 (missing data, malformed annotations, unknown ``--cfg-options`` keys, incompatible checkpoints)
@@ -15,6 +18,8 @@ ends with one ``error:`` line and exit code 2; ``--debug`` shows the traceback i
 The work is done by ``bnn_tasks.jobs.train``, which records ``train_result.json``.
 """
 import argparse
+
+from mmengine.config import DictAction
 
 from bnn_tasks.cli import add_common_args, config_from_args, exit_process, run_tool
 
@@ -49,19 +54,52 @@ def parse_args(argv=None):
                         'checkpoint and result')
     parser.add_argument('--deterministic', action='store_true',
                         help='deterministic algorithms (randomness.deterministic)')
+    recipe = parser.add_argument_group('two-stage recipe (docs/training.md)')
+    recipe.add_argument('--two-stage', action='store_true',
+                        help='train the float stage of the binary CONFIG, then CONFIG from its '
+                        'weights, distilled from it; --max-iters/--budget-minutes are split '
+                        'between the stages')
+    recipe.add_argument('--first-stage-fraction', type=float,
+                        help="the float stage's share of --max-iters and --budget-minutes "
+                        '(default: the recipe\'s, 0.4)')
+    recipe.add_argument('--no-distill', action='store_true',
+                        help='stage 2 without distillation (load_from stage 1 only)')
+    recipe.add_argument('--teacher-config',
+                        help='distil from this model (e.g. the float twin in configs/baselines) '
+                        'instead of stage 1; needs --teacher-checkpoint')
+    recipe.add_argument('--teacher-checkpoint', help="the teacher's weights")
+    recipe.add_argument('--distill-options', nargs='+', action=DictAction, default={},
+                        help='DistillingModel options, e.g. feat_weight=0.5 logits_weight=1 '
+                        'temperature=2')
     add_common_args(parser)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    recipe_only = ('first_stage_fraction', 'no_distill', 'teacher_config', 'teacher_checkpoint',
+                   'distill_options')
+    used = [name for name in recipe_only if getattr(args, name)]
+    if used and not args.two_stage:
+        parser.error(f'--{used[0].replace("_", "-")} needs --two-stage')
+    if args.two_stage and args.resume:
+        parser.error('--resume does not apply to --two-stage (rerun the stage that stopped '
+                     'with its own work dir and config)')
+    return args
 
 
 def main(argv=None):
     args = parse_args(argv)
     from bnn_tasks import jobs
     cfg = config_from_args(args)
-    jobs.prepare_training(
-        cfg, args.config, max_iters=args.max_iters, val_interval=args.val_interval,
-        budget_minutes=args.budget_minutes, refit_to_budget=args.refit_to_budget,
-        no_validate=args.no_validate, auto_scale_lr=args.auto_scale_lr, seed=args.seed,
-        deterministic=True if args.deterministic else None)
+    options = dict(val_interval=args.val_interval, refit_to_budget=args.refit_to_budget,
+                   no_validate=args.no_validate, auto_scale_lr=args.auto_scale_lr,
+                   seed=args.seed, deterministic=True if args.deterministic else None)
+    if args.two_stage:
+        return jobs.train_two_stage(
+            cfg, args.config, first_stage_fraction=args.first_stage_fraction,
+            max_iters=args.max_iters, budget_minutes=args.budget_minutes,
+            distill=not args.no_distill, teacher_config=args.teacher_config,
+            teacher_checkpoint=args.teacher_checkpoint,
+            distill_cfg=dict(args.distill_options), **options)
+    jobs.prepare_training(cfg, args.config, max_iters=args.max_iters,
+                          budget_minutes=args.budget_minutes, **options)
     return jobs.train(cfg, args.config, resume=args.resume)
 
 

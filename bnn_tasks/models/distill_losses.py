@@ -1,0 +1,57 @@
+"""Distillation losses between a student's and a frozen teacher's tensors."""
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def feature_mse(student: Sequence[Tensor], teacher: Sequence[Tensor], where: str) -> Tensor:
+    """Mean over feature maps of the MSE between matching student and teacher maps."""
+    if len(student) != len(teacher):
+        raise ValueError(f'distillation: {where} gives {len(student)} student maps and '
+                         f'{len(teacher)} teacher maps')
+    losses = []
+    for i, (s, t) in enumerate(zip(student, teacher)):
+        if s.shape != t.shape:
+            raise ValueError(f'distillation: {where}[{i}] is {tuple(s.shape)} in the student and '
+                             f'{tuple(t.shape)} in the teacher; the teacher needs the same '
+                             'feature shapes')
+        losses.append(F.mse_loss(s, t))
+    return torch.stack(losses).mean()
+
+
+def sigmoid_kl(student: Tensor, teacher: Tensor) -> Tensor:
+    """Per-element Bernoulli KL(teacher || student) of sigmoid logits (RetinaNet, RPN)."""
+    p = torch.sigmoid(teacher)
+    return (p * (F.logsigmoid(teacher) - F.logsigmoid(student))
+            + (1 - p) * (F.logsigmoid(-teacher) - F.logsigmoid(-student)))
+
+
+def softmax_kl(student: Tensor, teacher: Tensor, dim: int) -> Tensor:
+    """KL(teacher || student) of softmax logits over ``dim`` (SSD, decode heads)."""
+    log_p = F.log_softmax(teacher, dim=dim)
+    return (log_p.exp() * (log_p - F.log_softmax(student, dim=dim))).sum(dim=dim)
+
+
+def logits_kl(student: Sequence[Tensor], teacher: Sequence[Tensor], channels: int,
+              sigmoid: bool, temperature: float = 1.0) -> Tensor:
+    """Mean KL between class logits, per anchor/pixel, over every map of a head.
+
+    Maps are ``(N, A * channels, H, W)`` (mmdet dense heads: A anchors, classes innermost) or
+    ``(N, channels, H, W)`` (mmseg decode heads). Scaled by T^2 (Hinton et al.) so the gradient
+    size does not depend on the temperature.
+    """
+    losses = []
+    for s, t in zip(student, teacher):
+        if s.shape != t.shape:
+            raise ValueError(f'distillation: logits {tuple(s.shape)} (student) vs '
+                             f'{tuple(t.shape)} (teacher)')
+        s, t = s / temperature, t / temperature
+        if sigmoid:
+            losses.append(sigmoid_kl(s, t).mean())
+        else:
+            n, c, h, w = s.shape
+            shape = (n, c // channels, channels, h, w)
+            losses.append(softmax_kl(s.reshape(shape), t.reshape(shape), dim=2).mean())
+    return torch.stack(losses).mean() * temperature**2

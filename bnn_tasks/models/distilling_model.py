@@ -1,0 +1,238 @@
+"""``DistillingModel``: train a student detector/segmentor with a frozen teacher's guidance.
+
+    model = dict(type='DistillingModel', student=<binary model cfg>, teacher=<model cfg>,
+                 teacher_checkpoint='work_dirs/x/stage1_float/iter_600.pth',
+                 feat_weight=1.0, logits_weight=1.0, temperature=1.0,
+                 feature_sources=('backbone', 'neck'))
+
+In ``loss`` mode the student's own losses get two more, logged under their own names:
+
+* ``loss_distill_feat``: MSE between student and teacher backbone stage outputs and neck
+  outputs (``feature_sources``), times ``feat_weight``;
+* ``loss_distill_logits``: KL between the class logits of the dense head, times
+  ``logits_weight``: per-pixel decode-head logits (segmentation), the dense head's class scores
+  (RetinaNet, SSD), the RPN objectness (two-stage detectors; the RoI head's logits are left out:
+  they are computed on RoIs the student and teacher sample differently).
+
+The teacher is frozen: eval mode, no gradients, not a registered submodule, so it is in
+neither the optimizer, nor DDP, nor the checkpoints. The checkpoints hold the student alone
+under its own keys (``backbone.*``, not ``student.backbone.*``): ``tools/test.py``, export and
+``load_from`` take them with the plain binary config. ``predict``/``tensor`` modes (val, test)
+run the student only.
+"""
+import contextlib
+from collections import OrderedDict
+from typing import Optional, Sequence
+
+import torch
+from mmengine.logging import print_log
+from mmengine.model import BaseModel
+from mmengine.registry import MODELS
+
+from ..backbones.registry import REGISTRIES
+from .distill_losses import feature_mse, logits_kl
+
+STUDENT = 'student.'
+
+
+def _logits_head(model):
+    """``(head, classes per anchor/pixel, sigmoid?)`` whose class logits are distilled."""
+    for name in ('rpn_head', 'bbox_head', 'decode_head'):
+        head = getattr(model, name, None)
+        if head is None or (name == 'bbox_head' and hasattr(model, 'roi_head')):
+            continue
+        if name == 'decode_head':
+            return head, head.out_channels, bool(getattr(head, 'use_sigmoid', False))
+        return head, head.cls_out_channels, bool(getattr(head, 'use_sigmoid_cls', False))
+    raise ValueError(f'distillation: {type(model).__name__} has no rpn_head, dense bbox_head '
+                     'or decode_head')
+
+
+def _as_tensors(output) -> list:
+    """A module output as a list of maps: stages/levels, or the class scores of a dense head."""
+    if torch.is_tensor(output):
+        return [output]
+    output = list(output)
+    if output and isinstance(output[0], (list, tuple)):  # (cls_scores, bbox_preds)
+        return list(output[0])
+    return output
+
+
+@contextlib.contextmanager
+def _capture(modules: dict):
+    """Record the first output of each named module while the block runs.
+
+    Wraps ``forward`` on the instance rather than adding a forward hook: mmseg's decode heads
+    call ``self.forward(...)`` directly, which hooks do not see.
+    """
+    outputs = {}
+
+    def wrap(name, module):
+        original = module.forward
+
+        def forward(*args, **kwargs):
+            out = original(*args, **kwargs)
+            outputs.setdefault(name, out)
+            return out
+        module.forward = forward
+
+    for name, module in modules.items():
+        wrap(name, module)
+    try:
+        yield outputs
+    finally:
+        for module in modules.values():
+            del module.forward  # back to the class's forward
+
+
+def _build(cfg):
+    if isinstance(cfg, torch.nn.Module):
+        return cfg
+    scope = cfg.get('_scope_')
+    registry = REGISTRIES.get(scope, MODELS)  # default scope (the runner's) when unscoped
+    return registry.build(cfg)
+
+
+class DistillingModel(BaseModel):
+    """A student trained with its own losses plus distillation from a frozen teacher.
+
+    Args:
+        student: the trained model (config or module); its data preprocessor is used.
+        teacher: the teacher model (config or module): same backbone/neck output shapes and
+            same logits head layout as the student (the float stage of the same config, or a
+            float twin with the same neck and heads).
+        teacher_checkpoint: weights loaded into the teacher (strictly); None keeps its
+            initialization (tests only).
+        feat_weight, logits_weight: loss weights (0 turns a loss off).
+        temperature: softening of the logits for the KL term.
+        feature_sources: which outputs ``loss_distill_feat`` compares: 'backbone', 'neck'.
+    """
+
+    def __init__(self, student, teacher, teacher_checkpoint: Optional[str] = None,
+                 feat_weight: float = 1.0, logits_weight: float = 1.0,
+                 temperature: float = 1.0,
+                 feature_sources: Sequence[str] = ('backbone', 'neck'),
+                 init_cfg=None, data_preprocessor=None):
+        student = _build(student)
+        super().__init__(data_preprocessor=student.data_preprocessor, init_cfg=init_cfg)
+        self.student = student
+        teacher = _build(teacher)
+        if teacher_checkpoint is not None:
+            self._load_teacher(teacher, teacher_checkpoint)
+        teacher.requires_grad_(False)
+        teacher.eval()
+        # a plain list: not a submodule, so not in parameters(), state_dict() or DDP
+        self._teacher = [teacher]
+        self.teacher_checkpoint = teacher_checkpoint
+        self.feat_weight, self.logits_weight = float(feat_weight), float(logits_weight)
+        self.temperature = float(temperature)
+        unknown = set(feature_sources) - {'backbone', 'neck'}
+        if unknown:
+            raise ValueError(f'DistillingModel: unknown feature_sources {sorted(unknown)}; '
+                             "use 'backbone' and/or 'neck'")
+        self.feature_sources = tuple(feature_sources)
+        self._register_state_dict_hook(_student_keys_on_save)
+        self._register_load_state_dict_pre_hook(_student_keys_on_load)
+
+    @property
+    def teacher(self):
+        return self._teacher[0]
+
+    @staticmethod
+    def _load_teacher(teacher, path: str) -> None:
+        from ..checkpoint import read_checkpoint, state_dict_of
+        state = state_dict_of(read_checkpoint(path, 'teacher checkpoint'))
+        state = OrderedDict((k[len('module.'):] if k.startswith('module.') else k, v)
+                            for k, v in state.items())
+        teacher.load_state_dict(state, strict=True)
+        # the runner's log (the model is built after its logger)
+        print_log(f'distillation teacher loaded from {path}', logger='current')
+
+    # the teacher follows device moves but never leaves eval mode
+    def _apply(self, fn, *args, **kwargs):
+        if hasattr(self, '_teacher'):
+            self.teacher._apply(fn, *args, **kwargs)
+        return super()._apply(fn, *args, **kwargs)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if hasattr(self, '_teacher'):
+            self.teacher.eval()
+        return self
+
+    # ----------------------------------------------------------------------------- forward
+    def _taps(self, model) -> dict:
+        taps = {}
+        if 'backbone' in self.feature_sources:
+            taps['backbone'] = model.backbone
+        neck = getattr(model, 'neck', None)
+        if 'neck' in self.feature_sources and neck is not None:
+            taps['neck'] = neck
+        taps['logits'] = _logits_head(model)[0]
+        return taps
+
+    @torch.no_grad()
+    def _teacher_outputs(self, inputs) -> dict:
+        teacher = self.teacher
+        with _capture(self._taps(teacher)) as outputs:
+            feats = teacher.extract_feat(inputs)
+            _logits_head(teacher)[0](feats)
+        return outputs
+
+    def loss(self, inputs, data_samples) -> dict:
+        with _capture(self._taps(self.student)) as student_out:
+            losses = self.student.loss(inputs, data_samples)
+        teacher_out = self._teacher_outputs(inputs)
+        if self.feat_weight:
+            feat = [feature_mse(_as_tensors(student_out[k]), _as_tensors(teacher_out[k]), k)
+                    for k in ('backbone', 'neck') if k in student_out]
+            if feat:
+                losses['loss_distill_feat'] = self.feat_weight * torch.stack(feat).mean()
+        if self.logits_weight:
+            _, channels, sigmoid = _logits_head(self.student)
+            losses['loss_distill_logits'] = self.logits_weight * logits_kl(
+                _as_tensors(student_out['logits']), _as_tensors(teacher_out['logits']),
+                channels, sigmoid, self.temperature)
+        return losses
+
+    def forward(self, inputs, data_samples=None, mode: str = 'tensor'):
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        return self.student(inputs, data_samples, mode=mode)
+
+
+def _student_keys_on_save(module, state_dict, prefix, local_metadata):
+    """Save the student under its own keys; the aliased data preprocessor once (its own)."""
+    out = OrderedDict()
+    for key, value in state_dict.items():
+        if key.startswith(prefix + STUDENT):
+            out[prefix + key[len(prefix + STUDENT):]] = value
+        elif not key.startswith(prefix + 'data_preprocessor.'):
+            out[key] = value
+    metadata = getattr(state_dict, '_metadata', None)
+    if metadata is not None:
+        out._metadata = OrderedDict()
+        for key, value in metadata.items():
+            if key.startswith(prefix + 'student'):
+                key = prefix + key[len(prefix + 'student'):].lstrip('.')
+            out._metadata[key] = value
+    return out
+
+
+def _student_keys_on_load(state_dict, prefix, local_metadata, strict, missing_keys,
+                          unexpected_keys, error_msgs):
+    """Checkpoints hold the student's own keys: route them to ``student.``."""
+    for key in [k for k in state_dict if k.startswith(prefix)]:
+        rest = key[len(prefix):]
+        if not rest.startswith(STUDENT):
+            state_dict[prefix + STUDENT + rest] = state_dict.pop(key)
+    metadata = getattr(state_dict, '_metadata', None)
+    if metadata is not None:
+        for key in list(metadata):
+            if key.startswith(prefix) and not key[len(prefix):].startswith('student'):
+                metadata.setdefault((prefix + STUDENT + key[len(prefix):]).rstrip('.'),
+                                    metadata[key])
+
+
+for _registry in (MODELS, *REGISTRIES.values()):
+    _registry.register_module(module=DistillingModel, force=True)

@@ -1,0 +1,185 @@
+"""The float-to-binary recipe: float_stage for every family, both stages of
+``tools/train.py --two-stage`` on the tiny set, and the frozen distillation teacher."""
+import glob
+import json
+import os.path as osp
+
+import pytest
+import torch
+from conftest import REPO, digits_overrides, load_tool, options_to_cli
+from mmengine.config import Config
+
+from bnn_tasks.binarizers import HardTanh, IdentityWeight
+from bnn_tasks.engine.recipe import RecipeError, binary_stage, float_stage
+from bnn_tasks.layers.binary_conv import BinaryConv2d
+
+train_tool = load_tool('train')
+
+RETINANET = osp.join(REPO, 'configs', 'bireal', 'retinanet_bireal18_fpn_digits.py')
+FCN = osp.join(REPO, 'configs', 'bireal', 'fcn_bireal18-d8_digits.py')
+BNH = osp.join(REPO, 'configs', 'bireal', 'faster-rcnn_bireal18-bnh_fpn_digits.py')
+FLOAT_FRCNN = osp.join(REPO, 'configs', 'baselines', 'faster-rcnn_r18_fpn_digits.py')
+
+BACKBONES = {
+    'bireal': dict(type='BiRealResNet', depth=18),
+    'group_net': dict(type='GroupNetResNet', depth=18, num_bases=2),
+    'xnorpp': dict(type='XNORPPResNet', depth=18),
+    'timm': dict(type='BinaryTimmBackbone', model_name='resnet18', method='bireal',
+                 out_indices=(1, 2, 3, 4)),
+}
+
+
+def _binary_convs(module):
+    return [m for m in module.modules() if isinstance(m, BinaryConv2d)]
+
+
+def _is_float_conv(conv):
+    return isinstance(conv.input_quantizer, HardTanh) and \
+        isinstance(conv.kernel_quantizer, IdentityWeight)
+
+
+@pytest.mark.parametrize('family', sorted(BACKBONES))
+def test_float_stage_makes_every_family_float_with_the_same_parameter_names(family):
+    from mmdet.registry import MODELS
+    cfg = Config(dict(model=dict(type='RetinaNet', backbone=BACKBONES[family])))
+    binary = MODELS.build(cfg.model.backbone)
+    fp = MODELS.build(float_stage(cfg).model.backbone)
+    assert _binary_convs(binary) and not any(_is_float_conv(c) for c in _binary_convs(binary))
+    assert _binary_convs(fp) and all(_is_float_conv(c) for c in _binary_convs(fp))
+    assert list(binary.state_dict()) == list(fp.state_dict())
+    assert cfg.model.backbone.get('kernel_quantizer') is None  # the input is left alone
+
+
+def test_float_stage_refuses_float_configs():
+    with pytest.raises(RecipeError, match='already a float network'):
+        float_stage(Config.fromfile(FLOAT_FRCNN), FLOAT_FRCNN)
+    with pytest.raises(RecipeError, match='float stage'):
+        float_stage(float_stage(Config.fromfile(RETINANET)))
+
+
+@pytest.mark.skipif(not osp.isfile(BNH), reason='binary neck/head configs not present')
+def test_float_stage_reaches_binary_necks_and_heads():
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
+    fp = MODELS.build(float_stage(Config.fromfile(BNH), BNH).model)
+    convs = _binary_convs(fp)
+    assert len(convs) > len(_binary_convs(fp.backbone))  # neck/head convs are reached too
+    assert all(_is_float_conv(c) for c in convs)
+
+
+def _two_stage(config, root, work, extra=()):
+    opts = digits_overrides(Config.fromfile(config), root)
+    opts['default_hooks.logger.interval'] = 1
+    code = train_tool.run_tool(train_tool.main, [
+        config, '--two-stage', '--max-iters', '4', '--first-stage-fraction', '0.5',
+        '--val-interval', '0', '--work-dir', work, *extra,
+        '--cfg-options', *options_to_cli(opts)])
+    assert code == 0
+    with open(osp.join(work, 'train_result.json')) as f:
+        return json.load(f)
+
+
+def _logged_losses(stage_dir):
+    rows = []
+    for path in glob.glob(osp.join(stage_dir, '*', 'vis_data', 'scalars.json')):
+        with open(path) as f:
+            rows += [json.loads(line) for line in f if line.strip()]
+    return [r for r in rows if 'loss' in r]
+
+
+def _assert_distilled(stage_dir):
+    rows = _logged_losses(stage_dir)
+    assert rows, f'no training losses logged in {stage_dir}'
+    for name in ('loss_distill_feat', 'loss_distill_logits'):
+        assert all(name in r and r[name] > 0 for r in rows), (name, rows)
+
+
+def _assert_stage2_loaded_stage1(work, result):
+    log = ''.join(open(p).read() for p in glob.glob(osp.join(work, 'stage2_binary', '*', '*.log')))
+    stage1_ckpt = result['stages']['stage1_float']['checkpoint']
+    assert f'Load checkpoint from {stage1_ckpt}' in log
+    assert 'distillation teacher loaded from ' + stage1_ckpt in log
+
+
+def test_two_stage_detection_loads_stage1_and_distils(tiny_digits, tmp_path):
+    from mmengine.registry import init_default_scope
+    from bnn_tasks.cli import build_runner
+    work = str(tmp_path)
+    result = _two_stage(RETINANET, tiny_digits, work)
+    first, second = result['stages']['stage1_float'], result['stages']['stage2_binary']
+    assert first['iterations'] == 2 and second['iterations'] == 2
+    assert result['checkpoint'] == second['checkpoint'] and osp.isfile(second['checkpoint'])
+    assert result['distill']['teacher_checkpoint'] == first['checkpoint']
+    _assert_distilled(second['work_dir'])
+    _assert_stage2_loaded_stage1(work, result)
+
+    # the stage-2 model really starts from stage 1's weights (student keys, no 'student.')
+    stage1 = torch.load(first['checkpoint'], map_location='cpu')['state_dict']
+    cfg = Config.fromfile(RETINANET)
+    cfg.merge_from_dict(digits_overrides(cfg, tiny_digits))
+    cfg = binary_stage(cfg, first['checkpoint'], RETINANET)
+    cfg.work_dir = str(tmp_path / 'load_check')
+    init_default_scope('mmdet')
+    runner = build_runner(cfg)
+    runner.load_or_resume()
+    key = 'backbone.layer2.0.unit1.conv.weight'
+    assert key in stage1
+    torch.testing.assert_close(runner.model.student.state_dict()[key], stage1[key])
+    assert not torch.equal(runner.model.student.state_dict()[key],
+                           torch.zeros_like(stage1[key]))
+    # stage 2 saves the student under its own keys: the plain binary config takes it
+    stage2 = torch.load(second['checkpoint'], map_location='cpu')['state_dict']
+    assert key in stage2 and not any(k.startswith(('student.', 'teacher')) for k in stage2)
+    assert set(stage2) == set(runner.model.student.state_dict())
+    dumped = Config.fromfile(osp.join(second['work_dir'], osp.basename(RETINANET)))
+    assert dumped.model.type == 'RetinaNet'
+
+
+def test_two_stage_segmentation_distils_and_no_distill_turns_it_off(tiny_digits, tmp_path):
+    work = str(tmp_path / 'distil')
+    result = _two_stage(FCN, tiny_digits, work)
+    _assert_distilled(result['stages']['stage2_binary']['work_dir'])
+    _assert_stage2_loaded_stage1(work, result)
+
+    plain = _two_stage(FCN, tiny_digits, str(tmp_path / 'plain'), extra=['--no-distill'])
+    assert plain['distill'] is None
+    rows = _logged_losses(plain['stages']['stage2_binary']['work_dir'])
+    assert rows and not any('loss_distill_feat' in r for r in rows)
+
+
+def _fcn_batch(size=64, classes=11):
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    samples = []
+    for _ in range(2):
+        s = SegDataSample(metainfo=dict(img_shape=(size, size), pad_shape=(size, size)))
+        s.gt_sem_seg = PixelData(data=torch.randint(0, classes, (1, size, size)))
+        samples.append(s)
+    return torch.randn(2, 3, size, size), samples
+
+
+def test_teacher_gets_no_gradient_is_not_updated_and_not_saved():
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(FCN)
+    cfg.model.pop('data_preprocessor', None)
+    teacher_cfg = float_stage(cfg).model
+    model = MODELS.build(dict(type='DistillingModel', student=cfg.model, teacher=teacher_cfg))
+    model.train()
+    teacher = model.teacher
+    assert not teacher.training
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    own = {id(p) for p in model.parameters()}
+    assert not any(id(p) in own for p in teacher.parameters())
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    inputs, samples = _fcn_batch(classes=cfg.model.decode_head.num_classes)
+    losses = model(inputs, samples, mode='loss')
+    assert losses['loss_distill_feat'] > 0 and losses['loss_distill_logits'] > 0
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    optimizer.step()
+    assert all(p.grad is None for p in teacher.parameters())
+    for key, value in teacher.state_dict().items():
+        assert torch.equal(value, before[key]), key  # BN statistics included
+    assert set(model.state_dict()) == set(model.student.state_dict())
