@@ -61,24 +61,36 @@ def check_exportable(name: str, conv: BinaryConv2d):
             'produce +-1 signs of the weights')
 
 
-class _ExportConvBase(nn.Module):
-    """Holds the folded per-channel transform of one binary conv at a fixed input size."""
+def _static_shape(x: Tensor) -> tuple:
+    """``x.shape`` as ints (while tracing, sizes are tensors; these convs have static sizes)."""
+    return tuple(int(v) for v in x.shape)
 
-    def __init__(self, name: str, conv: BinaryConv2d, in_shape: Sequence[int]):
+
+class _ExportConvBase(nn.Module):
+    """Holds the folded per-channel transform of one binary conv at its input size.
+
+    ``in_shapes`` holds the one [N, C, H, W] the conv sees at the export shape (a conv called
+    once per FPN level gets one export module per call, see :class:`PerCallBinaryConv`).
+    ``image_batch`` is the traced image batch; a conv that sees another row count (the RoI
+    head's binary fcs, one row per RoI) gets a data-dependent dim 0 in the graph.
+    """
+
+    def __init__(self, name: str, conv: BinaryConv2d, in_shapes: Sequence[Sequence[int]],
+                 image_batch: int = 1):
         super().__init__()
         check_exportable(name, conv)
         self.layer_name = name
-        c, h, w = (int(v) for v in in_shape[1:])
-        if c != conv.in_channels:
-            raise UnsupportedLayerError(f'binary conv {name!r} got {c} input channels, '
-                                        f'expected {conv.in_channels}')
-        kh, kw = conv.kernel_size
-        ho = conv_output_size(h, kh, conv.stride[0], conv.padding[0], conv.padding[0],
-                              conv.dilation[0])
-        wo = conv_output_size(w, kw, conv.stride[1], conv.padding[1], conv.padding[1],
-                              conv.dilation[1])
-        self.in_shape = (c, h, w)
-        self.out_shape = (int(in_shape[0]), conv.out_channels, ho, wo)
+        self.in_shapes = {tuple(int(v) for v in shape[1:]) for shape in in_shapes}
+        for c, _, _ in self.in_shapes:
+            if c != conv.in_channels:
+                raise UnsupportedLayerError(f'binary conv {name!r} got {c} input channels, '
+                                            f'expected {conv.in_channels}')
+        self.rows_follow_data = any(int(shape[0]) != image_batch for shape in in_shapes)
+        self.kernel_shape = tuple(conv.kernel_size)
+        self.out_channels = conv.out_channels
+        self.conv_args = (tuple(conv.stride), tuple(conv.padding), tuple(conv.dilation))
+        kh, kw = self.kernel_shape
+        ho, wo = self._output_hw(next(iter(self.in_shapes)))
         with torch.no_grad():
             signs, _ = conv.binarized_weight()
             post_scale, row_scale, col_scale = conv.output_factors(ho, wo)
@@ -96,17 +108,31 @@ class _ExportConvBase(nn.Module):
                              kernel_shape=(kh, kw), strides=tuple(conv.stride),
                              pads=(conv.padding[0], conv.padding[1],
                                    conv.padding[0], conv.padding[1]),
-                             dilations=tuple(conv.dilation), output_shape=self.out_shape)
+                             dilations=tuple(conv.dilation))
         self._init_weights(signs)
+
+    def _output_hw(self, in_shape) -> Tuple[int, int]:
+        (sh, sw), (ph, pw), (dh, dw) = self.conv_args
+        kh, kw = self.kernel_shape
+        return (conv_output_size(in_shape[1], kh, sh, ph, ph, dh),
+                conv_output_size(in_shape[2], kw, sw, pw, pw, dw))
+
+    def output_shape(self, x: Tensor) -> tuple:
+        """The [N, C, H, W] annotation of this call's output; N is None for RoI rows."""
+        shape = _static_shape(x)
+        ho, wo = self._output_hw(shape[1:])
+        rows = None if self.rows_follow_data else shape[0]
+        return (rows, self.out_channels, ho, wo)
 
     def _init_weights(self, signs: Tensor):
         raise NotImplementedError
 
     def _check_input(self, x: Tensor):
-        if tuple(x.shape[1:]) != self.in_shape:
+        got = _static_shape(x)[1:]
+        if got not in self.in_shapes:
             raise ValueError(f'binary conv {self.layer_name!r} was prepared for inputs '
-                             f'{self.in_shape} but got {tuple(x.shape[1:])}; prepare the model '
-                             'again at the export shape')
+                             f'{sorted(self.in_shapes)} but got {got}; prepare the model again '
+                             'at the export shape')
 
     def _post(self, y: Tensor) -> Tensor:
         return apply_output_transform(y, self.post_scale, self.post_bias, self.row_scale,
@@ -121,13 +147,15 @@ class PackedBinaryConv2d(_ExportConvBase):
         self.geometry['weight_layout'] = WEIGHT_LAYOUT
         # The float signs only serve PyTorch's reference forward; they must not be a buffer
         # (the tracer would turn them into a graph input the custom node does not consume).
-        self._static = StaticConvArgs(signs, self.geometry)
+        self._signs = signs
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
         spatial = () if self.row_scale is None else (self.row_scale, self.col_scale)
+        # geometry per call: a conv shared across FPN levels has one output size per level
+        static = StaticConvArgs(self._signs, dict(self.geometry, output_shape=self.output_shape(x)))
         return BinaryConv2dFunction.apply(x, self.weight_packed, self.post_scale, self.post_bias,
-                                          self._static, *spatial)
+                                          static, *spatial)
 
 
 class FloatTwinConv2d(_ExportConvBase):
@@ -144,19 +172,38 @@ class FloatTwinConv2d(_ExportConvBase):
         return self._post(y)
 
 
-def _record_input_shapes(model: nn.Module, example_inputs: Tuple) -> Dict[str, torch.Size]:
-    shapes: Dict[str, torch.Size] = {}
+class PerCallBinaryConv(nn.Module):
+    """A binary conv called several times per forward (shared across FPN levels: the RPN
+    conv, RetinaNet's tower): one export module per call, each its own graph node with its own
+    (small, packed) weights. The calls come in the same order every forward (one per level),
+    so a counter picks the module.
+
+    The TorchScript tracer fails (``unordered_map::at``) when one autograd Function is applied
+    twice to the same buffers, so the calls cannot share one module's buffers.
+    """
+
+    def __init__(self, name: str, conv: BinaryConv2d, call_shapes, image_batch: int, cls):
+        super().__init__()
+        self.layer_name = name
+        self.per_call = nn.ModuleList(cls(name, conv, [shape], image_batch)
+                                      for shape in call_shapes)
+        self._next_call = 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        module = self.per_call[self._next_call]
+        self._next_call = (self._next_call + 1) % len(self.per_call)
+        return module(x)  # checks the size: a forward at another export shape fails clearly
+
+
+def _record_input_shapes(model: nn.Module, example_inputs: Tuple
+                         ) -> Dict[str, List[torch.Size]]:
+    """The input shape of every call of each ``BinaryConv2d`` in one forward, in call order."""
+    shapes: Dict[str, List[torch.Size]] = {}
     handles = []
     for name, m in model.named_modules():
         if isinstance(m, BinaryConv2d):
             def hook(mod, args, name=name):
-                shape = args[0].shape
-                if name in shapes and shapes[name] != shape:
-                    raise UnsupportedLayerError(
-                        f'binary conv {name!r} is called with two input shapes '
-                        f'({tuple(shapes[name])} and {tuple(shape)}); a shared layer can be '
-                        'exported only at one size')
-                shapes[name] = shape
+                shapes.setdefault(name, []).append(args[0].shape)
             handles.append(m.register_forward_pre_hook(hook))
     try:
         with torch.no_grad():
@@ -221,5 +268,9 @@ def prepare_binary_convs(model: nn.Module, example_inputs: Tuple, mode: str = 'b
                                         'pass, so its export size is unknown')
         parent_name, _, child = name.rpartition('.')
         parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, cls(name, conv, shapes[name]))
+        image_batch = int(example_inputs[0].shape[0])
+        calls = shapes[name]
+        export_conv = (cls(name, conv, calls, image_batch) if len(calls) == 1 else
+                       PerCallBinaryConv(name, conv, calls, image_batch, cls))
+        setattr(parent, child, export_conv)
     return [name for name, _ in binary]

@@ -3,6 +3,7 @@ from .binary_conv import BinaryConv2d, XNORPPConv2d
 from .bireal_block import (BinaryBasicBlock, BinaryResidualUnit, build_binary_conv,
                            make_downsample_shortcut)
 from .group_net_block import GroupNetBlock
+from .conv_registry import binary_conv  # registers conv_cfg=dict(type='BinaryConv')
 from .methods import BINARY_METHODS, method_conv_cfg
 
 # Binary conv classes selectable by name in configs (``conv_cfg=dict(type=...)``).
@@ -10,4 +11,4 @@ BINARY_CONVS = {'BinaryConv2d': BinaryConv2d, 'XNORPPConv2d': XNORPPConv2d}
 
 __all__ = ['BinaryConv2d', 'XNORPPConv2d', 'BinaryResidualUnit', 'BinaryBasicBlock',
            'GroupNetBlock', 'build_binary_conv', 'make_downsample_shortcut', 'BINARY_CONVS',
-           'BINARY_METHODS', 'method_conv_cfg']
+           'BINARY_METHODS', 'method_conv_cfg', 'binary_conv']
