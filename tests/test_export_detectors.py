@@ -72,6 +72,16 @@ def _mmdet_predict(model, img):
         return model.predict(img, [sample], rescale=False)[0].pred_instances
 
 
+def assert_top_k_match_predict(dets, labels, model, img):
+    """The graph's top-k detections equal mmdet's ``predict`` (boxes, scores, labels)."""
+    pred = _mmdet_predict(model, img)
+    k = min(TOP_K, len(pred))
+    assert k > 0 and dets.shape[0] >= k
+    np.testing.assert_allclose(dets[:k, :4], pred.bboxes[:k].numpy(), atol=BOX_TOL, rtol=0)
+    np.testing.assert_allclose(dets[:k, 4], pred.scores[:k].numpy(), atol=SCORE_TOL, rtol=0)
+    np.testing.assert_array_equal(labels[:k], pred.labels[:k].numpy())
+
+
 DETECTORS = [
     ('bireal/faster-rcnn_bireal18_fpn_digits.py', 128, False),
     ('bireal/retinanet_bireal18_fpn_digits.py', 128, True),
@@ -90,12 +100,7 @@ def test_detector_export_matches_mmdet_predict(tmp_path, rel, size, init):
     assert dets.ndim == 2 and dets.shape[1] == 5 and labels.shape == (dets.shape[0],)
     assert labels.dtype == np.int64
 
-    pred = _mmdet_predict(model, img)
-    k = min(TOP_K, len(pred))
-    assert k > 0 and dets.shape[0] >= k
-    np.testing.assert_allclose(dets[:k, :4], pred.bboxes[:k].numpy(), atol=BOX_TOL, rtol=0)
-    np.testing.assert_allclose(dets[:k, 4], pred.scores[:k].numpy(), atol=SCORE_TOL, rtol=0)
-    np.testing.assert_array_equal(labels[:k], pred.labels[:k].numpy())
+    assert_top_k_match_predict(dets, labels, model, img)
     assert np.all(np.diff(dets[:, 4]) <= 1e-6), 'detections must come best first'
     assert (dets[:, :4] >= 0).all() and (dets[:, [0, 2]] <= size).all()
 
