@@ -71,8 +71,9 @@ class _ExportConvBase(nn.Module):
 
     ``in_shapes`` holds the one [N, C, H, W] the conv sees at the export shape (a conv called
     once per FPN level gets one export module per call, see :class:`PerCallBinaryConv`).
-    ``image_batch`` is the traced image batch; a conv that sees another row count (the RoI
-    head's binary fcs, one row per RoI) gets a data-dependent dim 0 in the graph.
+    ``image_batch`` is the traced image batch; a conv that sees another row count (one row per
+    RoI) gets a data-dependent dim 0 in the graph, as do the dims a layer lists in its
+    ``data_dependent_dims`` attribute (``BinaryFCBBoxHead``: one pixel per RoI in dim 2).
     """
 
     def __init__(self, name: str, conv: BinaryConv2d, in_shapes: Sequence[Sequence[int]],
@@ -85,7 +86,11 @@ class _ExportConvBase(nn.Module):
             if c != conv.in_channels:
                 raise UnsupportedLayerError(f'binary conv {name!r} got {c} input channels, '
                                             f'expected {conv.in_channels}')
-        self.rows_follow_data = any(int(shape[0]) != image_batch for shape in in_shapes)
+        # dims whose size follows the data: the rows of a conv that sees another row count
+        # than the image batch, and what the layer declares (a pixel per RoI)
+        self.data_dependent_dims = set(getattr(conv, 'data_dependent_dims', ()))
+        if any(int(shape[0]) != image_batch for shape in in_shapes):
+            self.data_dependent_dims.add(0)
         self.kernel_shape = tuple(conv.kernel_size)
         self.out_channels = conv.out_channels
         self.conv_args = (tuple(conv.stride), tuple(conv.padding), tuple(conv.dilation))
@@ -118,11 +123,11 @@ class _ExportConvBase(nn.Module):
                 conv_output_size(in_shape[2], kw, sw, pw, pw, dw))
 
     def output_shape(self, x: Tensor) -> tuple:
-        """The [N, C, H, W] annotation of this call's output; N is None for RoI rows."""
+        """The [N, C, H, W] annotation of this call's output; None where the size follows
+        the data (RoIs)."""
         shape = _static_shape(x)
-        ho, wo = self._output_hw(shape[1:])
-        rows = None if self.rows_follow_data else shape[0]
-        return (rows, self.out_channels, ho, wo)
+        out = (shape[0], self.out_channels) + self._output_hw(shape[1:])
+        return tuple(None if d in self.data_dependent_dims else v for d, v in enumerate(out))
 
     def _init_weights(self, signs: Tensor):
         raise NotImplementedError

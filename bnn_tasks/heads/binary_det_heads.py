@@ -8,10 +8,9 @@ hard-codes ReLU in front of a layer that may now be binary.
 * ``BinaryRPNHead``: the RPN's 3x3 conv built from ``conv_cfg`` (e.g.
   ``dict(type='BinaryConv', method='bireal')``); the 1x1 objectness/box convs stay float.
 * ``BinaryRetinaHead``: RetinaHead whose tower ConvModules take ``act_cfg``.
-* ``BinaryFCBBoxHead``: Shared2FC-style RoI head whose shared fcs are binary convs on the pooled
-  features: the first a k x k conv over the whole k x k RoI map (= a fc on the flattened
-  features), the next ones 1x1; each followed by BN and ``act_cfg``. It exports as
-  ``bnn_tasks::BinaryConv2d`` nodes with the BN folded in.
+* ``BinaryFCBBoxHead``: Shared2FC-style RoI head whose shared fcs are binary 1x1 convs on the
+  flattened pooled features laid out as one image with a pixel per RoI; each followed by BN and
+  ``act_cfg``. It exports as ``bnn_tasks::BinaryConv2d`` nodes with the BN folded in.
 """
 from mmcv.cnn import ConvModule, build_activation_layer, build_conv_layer, build_norm_layer
 from mmdet.models.dense_heads import RetinaHead, RPNHead
@@ -71,16 +70,22 @@ class BinaryFCBBoxHead(ConvFCBBoxHead):
                          num_cls_convs=0, num_cls_fcs=0, num_reg_convs=0, num_reg_fcs=0,
                          fc_out_channels=fc_out_channels, **kwargs)
         self.shared_fcs = nn.ModuleList()
-        layers, in_channels, kernel = [], self.in_channels, self.roi_feat_size
+        layers, in_channels = [], self.in_channels * self.roi_feat_area
         for _ in range(num_binary_fcs):
             conv = build_conv_layer(dict(conv_cfg, binarize_pointwise=True), in_channels,
-                                    fc_out_channels, kernel, bias=False)
+                                    fc_out_channels, 1, bias=False)
+            # dim 2 holds one pixel per RoI: its size follows the data (read by the export)
+            conv.data_dependent_dims = (2,)
             layers += [conv, build_norm_layer(norm_cfg, fc_out_channels)[1],
                        build_activation_layer(act_cfg)]
-            in_channels, kernel = fc_out_channels, 1
+            in_channels = fc_out_channels
         self.binary_fcs = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> tuple:
-        x = self.binary_fcs(x).flatten(1)  # [P, C, k, k] -> [P, fc_out_channels]
+        # [P, C, k, k] -> one image [1, C*k*k, P, 1] whose pixels are the RoIs: each fc is a 1x1
+        # binary conv, a GEMM over all RoIs at once (the kernel's fast shape; a batch of P
+        # one-pixel images is not), and BN normalises over the RoIs as BatchNorm1d would.
+        x = self.binary_fcs(x.flatten(1).t()[None, :, :, None])
+        x = x[0, :, :, 0].t()                                  # [P, fc_out_channels]
         return self.fc_cls(x) if self.with_cls else None, \
             self.fc_reg(x) if self.with_reg else None
