@@ -161,6 +161,24 @@ def train(cfg, config_path: str, resume: Optional[str] = None) -> dict:
     return result
 
 
+def run_step(cmd, cwd: str) -> None:
+    """Run one tool as a user would type it (``['python', 'tools/x.py', ...]``, printed first,
+    run with this interpreter in ``cwd``); a failing tool ends the caller with its exit code
+    (the tool has already printed its one-line error)."""
+    import subprocess
+    import sys
+    print('+', ' '.join(cmd), flush=True)
+    code = subprocess.run([sys.executable] + list(cmd[1:]), cwd=cwd).returncode
+    if code:
+        raise SystemExit(code)
+
+
+def test_command(config: str, checkpoint: str, work_dir: str, extra=(), cfg_options=()) -> list:
+    """``tools/test.py`` scoring ``checkpoint`` into ``work_dir`` (its test_result.json)."""
+    cmd = ['python', 'tools/test.py', config, checkpoint, '--work-dir', work_dir, *extra]
+    return cmd + (['--cfg-options', *cfg_options] if cfg_options else [])
+
+
 def _budget_record(work_dir: str) -> Optional[dict]:
     path = osp.join(work_dir, 'time_budget.json')
     if not osp.isfile(path):

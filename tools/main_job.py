@@ -29,10 +29,9 @@ import argparse
 import json
 import os
 import os.path as osp
-import subprocess
 import sys
 
-from bnn_tasks.jobs import read_result
+from bnn_tasks.jobs import read_result, run_step, test_command
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEFAULT_DATA = osp.join(REPO, 'data/digits')
@@ -78,11 +77,7 @@ def repo_path(path: str) -> str:
 
 
 def run(cmd):
-    """Run one tool; its own one-line error (exit code 2) ends the job with that code."""
-    print('+', ' '.join(cmd), flush=True)
-    code = subprocess.run([sys.executable] + cmd[1:], cwd=REPO).returncode
-    if code:
-        raise SystemExit(code)
+    run_step(cmd, REPO)
 
 
 def ensure_dataset(data_root: str):
@@ -117,10 +112,7 @@ def train_stage(config, work_dir, max_iters, minutes, options) -> dict:
 
 
 def test(config, checkpoint, work_dir, options, result_kind, extra=()) -> dict:
-    cmd = ['python', 'tools/test.py', config, checkpoint, '--work-dir', work_dir, *extra]
-    if options:
-        cmd += ['--cfg-options', *options]
-    run(cmd)
+    run(test_command(config, checkpoint, work_dir, extra, options))
     metrics = read_result(osp.join(REPO, work_dir), result_kind)['metrics']
     return dict(coco_mAP=metrics['coco/bbox_mAP'], voc_mAP50=metrics['pascal_voc/mAP'])
 

@@ -45,14 +45,13 @@ import json
 import os
 import os.path as osp
 import shutil
-import subprocess
 import sys
 import time
 
 from bnn_tasks.analysis.logs import latest_run_curves
 from bnn_tasks.analysis.results_page import config_name, write_results_page
 from bnn_tasks.checkpoint import CheckpointError, checkpoint_iteration
-from bnn_tasks.jobs import read_result
+from bnn_tasks.jobs import read_result, run_step, test_command
 from bnn_tasks.machine import machine_description
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -104,8 +103,7 @@ def task_of(config_path: str) -> str:
 
 
 def run(cmd):
-    print('+', ' '.join(cmd), flush=True)
-    subprocess.run(cmd, check=True, cwd=REPO)
+    run_step(cmd, REPO)
 
 
 def train(config: str, work_dir: str, args, fit_minutes=None, val_interval=None,
@@ -129,7 +127,7 @@ def train(config: str, work_dir: str, args, fit_minutes=None, val_interval=None,
         cmd += ['--cfg-options', *cfg_options]
     # a fresh folder: checkpoints of an earlier run must not become this run's curve points
     shutil.rmtree(osp.join(REPO, work_dir), ignore_errors=True)
-    run([sys.executable] + cmd[1:])
+    run(cmd)
     result = read_result(osp.join(REPO, work_dir), 'train')
     refits = (result.get('time_budget') or {}).get('refits') or []
     max_iters = refits[-1]['new_max_iters'] if refits else args.max_iters
@@ -151,8 +149,8 @@ def train_first_stage(args) -> dict:
 
 def test(config: str, checkpoint: str, work_dir: str):
     """(command, metrics) of tools/test.py on ``checkpoint``."""
-    cmd = ['python', 'tools/test.py', config, checkpoint, '--work-dir', work_dir]
-    run([sys.executable] + cmd[1:])
+    cmd = test_command(config, checkpoint, work_dir)
+    run(cmd)
     return cmd, read_result(osp.join(REPO, work_dir), 'test')['metrics']
 
 
@@ -216,7 +214,7 @@ def train_and_test(config: str, args, first_stage=None) -> dict:
             pretrain_cmd += ['--minutes', str(args.pretrain_minutes)]
         if args.pretrain_iters:
             pretrain_cmd += ['--max-iters', str(args.pretrain_iters)]
-        run([sys.executable] + pretrain_cmd[1:])
+        run(pretrain_cmd)
         summary = pretrain_summary(config)
         pretrain = dict(minutes=round(summary['minutes'], 1), iterations=summary['iterations'],
                         val_accuracy=summary['val_accuracy'])
