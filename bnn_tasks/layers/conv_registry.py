@@ -20,9 +20,9 @@ def _is_pointwise(kernel_size) -> bool:
     return all(int(k) == 1 for k in sizes)
 
 
-def binary_conv(in_channels, out_channels, kernel_size, *args, method: str = 'bireal',
-                binarize_pointwise: bool = False, input_quantizer=None, kernel_quantizer=None,
-                **kwargs) -> nn.Module:
+def conv_cfg_binary_conv(in_channels, out_channels, kernel_size, *args, method: str = 'bireal',
+                         binarize_pointwise: bool = False, input_quantizer=None,
+                         kernel_quantizer=None, **kwargs) -> nn.Module:
     """A binary conv of ``method`` (``bnn_tasks.layers.BINARY_METHODS``); an ``nn.Conv2d`` for
     1x1 kernels unless ``binarize_pointwise``."""
     if _is_pointwise(kernel_size) and not binarize_pointwise:
@@ -32,4 +32,4 @@ def binary_conv(in_channels, out_channels, kernel_size, *args, method: str = 'bi
     return cls(in_channels, out_channels, kernel_size, *args, **cfg, **kwargs)
 
 
-MODELS.register_module(name='BinaryConv', module=binary_conv, force=True)
+MODELS.register_module(name='BinaryConv', module=conv_cfg_binary_conv, force=True)
