@@ -106,14 +106,17 @@ def _refused_global(error: BaseException) -> Optional[str]:
     return found.group(1) if found else None
 
 
-def read_checkpoint(path: str, what: str = 'checkpoint') -> dict:
-    """Load ``path`` (weights-only) or raise :class:`CheckpointError` naming the problem."""
+def read_checkpoint(path: str, what: str = 'checkpoint', mmap: bool = False) -> dict:
+    """Load ``path`` (weights-only) or raise :class:`CheckpointError` naming the problem.
+
+    ``mmap=True`` maps the tensors instead of reading them (enough to look at ``meta``).
+    """
     import torch
     import bnn_tasks.compat  # noqa: F401  (the allow-list of types mmengine checkpoints hold)
     if not osp.isfile(path):
         raise CheckpointError(f'{what} {path!r} does not exist')
     try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
+        ckpt = torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
     except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, OSError,
             ValueError, AttributeError, TypeError) as e:
         refused = _refused_global(e)
@@ -133,14 +136,7 @@ def read_checkpoint(path: str, what: str = 'checkpoint') -> dict:
 
 def checkpoint_iteration(path: str) -> int:
     """The training iteration a checkpoint was saved at (its ``meta``; tensors not loaded)."""
-    import torch
-    import bnn_tasks.compat  # noqa: F401
-    try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
-    except Exception as e:  # noqa: BLE001  (read_checkpoint names the problem)
-        read_checkpoint(path)
-        raise CheckpointError(f'checkpoint {path!r} cannot be read: {_detail(e)}') from None
-    iteration = checkpoint_meta(ckpt).get('iter')
+    iteration = checkpoint_meta(read_checkpoint(path, mmap=True)).get('iter')
     if not isinstance(iteration, int):
         raise CheckpointError(f'checkpoint {path!r} records no training iteration (meta.iter)')
     return iteration
