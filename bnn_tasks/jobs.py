@@ -14,6 +14,7 @@ what they did with :func:`read_result`, never by parsing file names:
     (mmdet's habit).
 """
 import json
+import os
 import logging
 import os.path as osp
 import time
@@ -153,7 +154,8 @@ def train(cfg, config_path: str, resume: Optional[str] = None) -> dict:
         raise
     _close_distributed(wait_for_peers=True)
     result = dict(config=config_path, work_dir=osp.abspath(cfg.work_dir), seed=runner.seed,
-                  iterations=runner.iter, train_minutes=round((time.monotonic() - start) / 60, 3),
+                  iterations=runner.iter, max_iters=runner.max_iters,
+                  train_minutes=round((time.monotonic() - start) / 60, 3),
                   checkpoint=pointed_checkpoint(cfg.work_dir),
                   time_budget=_budget_record(cfg.work_dir))
     if runner.rank == 0:
@@ -207,7 +209,6 @@ def _close_distributed(wait_for_peers: bool) -> None:
 # ------------------------------------------------------------------------------------ testing
 def enable_visualization(cfg, show_dir: str) -> None:
     """Turn on the task's visualization hook, writing into ``show_dir``."""
-    import os
     hooks = cfg.default_hooks
     if 'visualization' not in hooks:
         raise ToolError('--show-dir needs default_hooks.visualization in the config')
@@ -226,7 +227,6 @@ def enable_visualization(cfg, show_dir: str) -> None:
 
 def add_output(cfg, out: str) -> None:
     """Dump predictions: detection to a .pkl file, segmentation to a folder of label PNGs."""
-    import os
     if cfg.default_scope == 'mmdet':
         if not out.endswith(('.pkl', '.pickle')):
             raise ToolError(f'--out {out!r}: detection predictions are dumped to a .pkl file')
@@ -349,6 +349,8 @@ def train_two_stage(cfg, config_path: str, first_stage_fraction: Optional[float]
         return train(stage_cfg, config_path)
 
     first = run_stage(stage1, 0)
+    if int(os.environ.get('RANK', '0')) == 0:  # the float stage as trained, for tools/test.py
+        stage1.dump(osp.join(first['work_dir'], osp.basename(config_path)))
     if first['checkpoint'] is None:
         raise ToolError(f'stage 1 in {first["work_dir"]} wrote no checkpoint')
     try:
@@ -362,6 +364,7 @@ def train_two_stage(cfg, config_path: str, first_stage_fraction: Optional[float]
     result = dict(
         config=config_path, work_dir=osp.abspath(work_dir), recipe='two_stage',
         first_stage_fraction=fraction, seed=second['seed'], iterations=second['iterations'],
+        max_iters=second['max_iters'],
         checkpoint=second['checkpoint'], time_budget=second['time_budget'],
         train_minutes=round(first['train_minutes'] + second['train_minutes'], 3),
         distill=None if model.get('type') != 'DistillingModel' else dict(
@@ -370,7 +373,6 @@ def train_two_stage(cfg, config_path: str, first_stage_fraction: Optional[float]
             options={k: v for k, v in model.items()
                      if k not in ('type', 'student', 'teacher', 'teacher_checkpoint')}),
         stages={STAGE_DIRS[0]: first, STAGE_DIRS[1]: second})
-    import os
     if int(os.environ.get('RANK', '0')) == 0:  # the process group is already torn down
         student_config(stage2).dump(osp.join(second['work_dir'], osp.basename(config_path)))
         write_result(work_dir, 'train', result)

@@ -72,7 +72,7 @@ def test_detector_mode_times_every_engine_row(tiny_digits, tmp_path):
     from mmengine.config import Config
 
     from bnn_tasks.deploy import library
-    config = os.path.join(REPO, 'configs/bireal/faster-rcnn_bireal18_fpn_digits_2stage.py')
+    config = os.path.join(REPO, 'configs/bireal/faster-rcnn_bireal18_fpn_digits.py')
     options = options_to_cli(digits_overrides(Config.fromfile(config), tiny_digits))
     out = tmp_path / 'detector'
     proc = subprocess.run([sys.executable, os.path.join(REPO, 'tools', 'benchmark.py'),
@@ -128,8 +128,11 @@ def test_op_profile_leaves_out_the_warmup_run():
 def test_baseline_config_is_the_float_r18_of_the_same_task():
     benchmark = load_tool('benchmark')
     found = {name: os.path.basename(benchmark.baseline_config(f'configs/bireal/{name}.py'))
-             for name in ('faster-rcnn_bireal18_fpn_digits_2stage', 'retinanet_bireal18_fpn_digits',
+             for name in ('faster-rcnn_bireal18-bnh_fpn_digits', 'retinanet_bireal18_fpn_digits',
+                          'fcn_xnorpp18-d8_digits_pretrained', 'ssd256_groupnet18_digits',
                           'fcn_bireal18-d8_digits')}
-    assert found == {'faster-rcnn_bireal18_fpn_digits_2stage': 'faster-rcnn_r18_fpn_digits.py',
+    assert found == {'faster-rcnn_bireal18-bnh_fpn_digits': 'faster-rcnn_r18_fpn_digits.py',
                      'retinanet_bireal18_fpn_digits': 'retinanet_r18_fpn_digits.py',
-                     'fcn_bireal18-d8_digits': 'fcn_r18-d8_digits.py'}
+                     'fcn_bireal18-d8_digits': 'fcn_r18-d8_digits.py',
+                     'fcn_xnorpp18-d8_digits_pretrained': 'fcn_r18-d8_digits_pretrained.py',
+                     'ssd256_groupnet18_digits': 'ssd256_r18_digits.py'}

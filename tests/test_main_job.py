@@ -1,5 +1,6 @@
-"""The README's main job, end to end on the tiny digits set: two training stages, the PyTorch
-score, the bit-packed ONNX export and its ONNX Runtime score."""
+"""The README's main job, end to end on the tiny digits set: the two-stage recipe (float stage,
+then the binary stage distilled from it), the PyTorch score, the bit-packed ONNX export and its
+ONNX Runtime score."""
 import glob
 import json
 import os.path as osp
@@ -13,31 +14,37 @@ def run_main_job(*args):
                           capture_output=True, text=True, timeout=900)
 
 
-def test_main_job_trains_two_stages_exports_and_scores_both_backends(tiny_digits, tmp_path):
+def test_main_job_trains_by_the_recipe_exports_and_scores_both_backends(tiny_digits, tmp_path):
     from mmengine.config import Config
     main_job = load_tool('main_job')
     options = options_to_cli(digits_overrides(Config.fromfile(main_job.BINARY_CONFIG),
                                               tiny_digits))
     work_dir = tmp_path / 'job'
     proc = run_main_job('--data', tiny_digits, '--work-dir', str(work_dir),
-                        '--first-stage-iters', '2', '--max-iters', '3', '--threads', '1',
+                        '--max-iters', '5', '--threads', '1',
                         '--cfg-options', *options)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     with open(work_dir / 'summary.json') as f:
         summary = json.load(f)
 
     stage1, stage2 = summary['stages']
+    # the recipe split the 5 iterations 40/60 between the float and the binary stage
     assert (stage1['iterations'], stage2['iterations']) == (2, 3)
-    assert stage1['config'].endswith('faster-rcnn_bireal18-fp_fpn_digits.py')
+    assert (summary['recipe'], summary['distill']) == ('two_stage', True)
+    float_stage = Config.fromfile(str(work_dir / 'stage1_float' /
+                                      osp.basename(main_job.BINARY_CONFIG)))
+    assert float_stage.model.backbone.kernel_quantizer == 'identity'
     # stage 2 started from stage 1's weights (its training log, the first run in its folder)
     first_log = sorted(glob.glob(str(work_dir / 'stage2_binary' / '*' / '*.log')))[0]
     with open(first_log) as f:
-        log = f.read()
-    assert f'Load checkpoint from {stage1["checkpoint"]}' in log
+        loads = [line for line in f if 'Load checkpoint from' in line]
+    assert loads and osp.basename(stage1['checkpoint']) in loads[0]
+    assert 'stage1_float' in loads[0]
     assert osp.isfile(osp.join(REPO, stage1['checkpoint']))
     trained = Config.fromfile(str(work_dir / 'stage2_binary' /
                                   osp.basename(main_job.BINARY_CONFIG)))
     assert trained.train_dataloader.dataset.data_root.startswith(tiny_digits)
+    assert trained.model.type == 'FasterRCNN'  # the student is tested and exported
     # the exported model is scored with the same metrics as the PyTorch model
     for backend in ('pytorch', 'onnxruntime'):
         assert set(summary[backend]) == {'coco_mAP', 'voc_mAP50'}

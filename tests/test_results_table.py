@@ -61,11 +61,33 @@ def test_rows_are_grouped_by_detector_with_the_float_twin_first():
     assert order == sorted(order)
 
 
-def _fake_tools(monkeypatch, tmp_path, refit_by=0):
+def _fake_train(work_dir, cmd, iters, refit_by):
+    """What one tools/train.py run leaves in ``work_dir``; returns its result."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    budget = None
+    if refit_by and '--refit-to-budget' in cmd:
+        budget = {'refits': [dict(at_iteration=6, seconds_per_iter=1.5,
+                                  old_max_iters=iters, new_max_iters=iters + refit_by)]}
+        iters += refit_by
+    vis = work_dir / '20260101_000000' / 'vis_data'
+    vis.mkdir(parents=True, exist_ok=True)
+    (vis / 'scalars.json').write_text(''.join(
+        json.dumps({'loss': 1.0, 'iter': i}) + '\n' for i in range(10, iters + 1, 10)))
+    checkpoint = work_dir / f'iter_{iters}.pth'
+    torch.save({'meta': {'iter': iters}, 'state_dict': {}}, checkpoint)
+    result = dict(checkpoint=str(checkpoint), work_dir=str(work_dir), iterations=iters,
+                  max_iters=iters, seed=7, train_minutes=iters / 30, time_budget=budget)
+    (work_dir / 'train_result.json').write_text(json.dumps(result))
+    return result
+
+
+def _fake_tools(monkeypatch, tmp_path, refit_by=0, binary=('configs/b/bin.py',)):
     """Stand in for tools/train.py and tools/test.py: record each command and write what the
     real ones leave behind (train_result.json / test_result.json, the training log, one
     checkpoint per 10 iterations; with ``refit_by`` a --refit-to-budget run re-fits itself to
-    that many more iterations)."""
+    that many more iterations; ``--two-stage`` trains 40 % of the iterations in
+    ``stage1_float``, the rest in ``stage2_binary``, and names both stages in the result).
+    ``binary``: the configs that build binary convs."""
     calls = []
     monkeypatch.setattr(results_table, 'REPO', str(tmp_path))
 
@@ -75,20 +97,18 @@ def _fake_tools(monkeypatch, tmp_path, refit_by=0):
         work_dir.mkdir(parents=True, exist_ok=True)
         if tool == 'tools/train.py':
             iters = int(cmd[cmd.index('--max-iters') + 1])
-            budget = None
-            if refit_by and '--refit-to-budget' in cmd:
-                budget = {'refits': [dict(at_iteration=6, seconds_per_iter=1.5,
-                                          old_max_iters=iters, new_max_iters=iters + refit_by)]}
-                iters += refit_by
-            vis = work_dir / '20260101_000000' / 'vis_data'
-            vis.mkdir(parents=True, exist_ok=True)
-            (vis / 'scalars.json').write_text(''.join(
-                json.dumps({'loss': 1.0, 'iter': i}) + '\n' for i in range(10, iters + 1, 10)))
-            checkpoint = work_dir / f'iter_{iters}.pth'
-            torch.save({'meta': {'iter': iters}, 'state_dict': {}}, checkpoint)
+            if '--two-stage' not in cmd:
+                _fake_train(work_dir, cmd, iters, refit_by)
+                return
+            first = round(iters * 0.4)
+            stages = {'stage1_float': _fake_train(work_dir / 'stage1_float', cmd, first, 0),
+                      'stage2_binary': _fake_train(work_dir / 'stage2_binary', cmd,
+                                                   iters - first, refit_by)}
+            for stage in stages:  # the configs as trained (float stage, student)
+                (work_dir / stage / cmd[2].rsplit('/', 1)[-1]).write_text('')
             (work_dir / 'train_result.json').write_text(json.dumps(dict(
-                checkpoint=str(checkpoint), iterations=iters, seed=7, train_minutes=iters / 30,
-                time_budget=budget)))
+                stages['stage2_binary'], stages=stages, recipe='two_stage',
+                distill=None if '--no-distill' in cmd else {'teacher_config': 'float stage'})))
         else:  # a checkpoint's VOC mAP is its iteration / 100, the final one 0.4
             checkpoint = tmp_path / cmd[3]
             voc = 0.4 if 'checkpoint_scores' not in str(work_dir) \
@@ -97,6 +117,7 @@ def _fake_tools(monkeypatch, tmp_path, refit_by=0):
                 {'metrics': {'coco/bbox_mAP': 0.2, 'pascal_voc/mAP': voc}}))
     monkeypatch.setattr(results_table, 'run', fake_run)
     monkeypatch.setattr(results_table, 'task_of', lambda config: 'detection')
+    monkeypatch.setattr(results_table, 'is_binary', lambda config: config in binary)
     return calls
 
 
@@ -106,31 +127,49 @@ def _keep(work_dir, *iterations):
         torch.save({'meta': {'iter': it}, 'state_dict': {}}, work_dir / f'iter_{it}.pth')
 
 
-def test_two_stage_row_starts_from_the_float_stage(monkeypatch, tmp_path):
+def test_two_stage_rows_train_by_the_recipe_and_score_the_float_stage(monkeypatch, tmp_path):
     calls = _fake_tools(monkeypatch, tmp_path)
     args = results_table.parse_args([
-        'configs/b/bin.py', '--first-stage', 'configs/b/fp.py', '--first-stage-minutes', '1',
-        '--fit-minutes', '2', '--val-interval', '0', '--max-iters', '30'])
-    stage = results_table.train_first_stage(args)
-    assert stage['checkpoint'].endswith('fp/iter_30.pth') and stage['seed'] == 7
-    assert stage['minutes'] == 1.0  # the run's own training time, from its result
-    row = results_table.train_and_test('configs/b/bin.py', args, stage)
-    train = calls[-2]  # the binary row's training command
-    assert f'load_from={stage["checkpoint"]}' in train
+        'configs/b/bin.py', 'configs/b/twin.py', '--two-stage', '--fit-minutes', '2',
+        '--val-interval', '0', '--max-iters', '30'])
+    row = results_table.train_and_test('configs/b/bin.py', args)
+    train, test_float, test_binary = calls
+    assert train[:3] == ['python', 'tools/train.py', 'configs/b/bin.py']
+    assert '--two-stage' in train and '--no-distill' not in train
     assert train[train.index('--budget-minutes') + 1] == '2.0' and '--refit-to-budget' in train
-    assert row['commands'][0] == stage['command']
-    md = results_page.render_markdown([dict(row, train_minutes=2.0,
-                                            first_stage=dict(stage, minutes=1.0))])
-    assert '| 3.0 (1.0 float stage 1 + 2.0) |' in md
-    assert 'float stage-1 model `fp` (30 iterations, 1.0 min; COCO mAP 0.200, VOC mAP@0.5 0.400' \
-        in md
+    # each stage is scored with its own config as trained (float stage, then the student)
+    assert test_float[2:4] == ['work_dirs/results/bin/stage1_float/bin.py',
+                               'work_dirs/results/bin/stage1_float/iter_12.pth']
+    assert test_binary[2:4] == ['work_dirs/results/bin/stage2_binary/bin.py',
+                                'work_dirs/results/bin/stage2_binary/iter_18.pth']
+    assert (row['iterations'], row['train_minutes']) == (18, 0.6)
+    assert (row['first_stage']['iterations'], row['first_stage']['minutes']) == (12, 0.4)
+    assert row['commands'] == [' '.join(train), ' '.join(test_binary)]
+    md = results_page.render_markdown([row])
+    assert '| 1.0 (0.4 float stage 1 + 0.6) |' in md
+    assert ('two-stage recipe, distilled from it: float stage 1 (12 iterations, 0.4 min; '
+            'COCO mAP 0.200, VOC mAP@0.5 0.400 before binarization)') in md
+    # the float twin in the same command is trained plainly at the same budget
+    twin = results_table.train_and_test('configs/b/twin.py', args)
+    assert '--two-stage' not in calls[-2] and twin['first_stage'] is None
+    assert calls[-2][calls[-2].index('--budget-minutes') + 1] == '2.0'
+
+
+def test_rows_without_distillation_sit_beside_the_distilled_ones(monkeypatch, tmp_path):
+    calls = _fake_tools(monkeypatch, tmp_path)
+    args = results_table.parse_args(['configs/b/bin.py', '--two-stage', '--no-distill',
+                                     '--max-iters', '30'])
+    row = results_table.train_and_test('configs/b/bin.py', args)
+    assert row['name'] == 'bin_no-distill' and '--no-distill' in calls[0]
+    assert 'work_dirs/results/bin_no-distill' in calls[0]
+    assert 'two-stage recipe, no distillation' in results_page.render_markdown([row])
 
 
 def test_fitted_rows_refit_themselves_and_show_their_own_step_time(monkeypatch, tmp_path):
     _fake_tools(monkeypatch, tmp_path, refit_by=20)
     args = results_table.parse_args(['configs/b/bin.py', '--fit-minutes', '2',
                                      '--val-interval', '0', '--max-iters', '58'])
-    row = results_table.train_and_test('configs/b/bin.py', args, None)
+    row = results_table.train_and_test('configs/b/bin.py', args)
     # the guess was 58 iterations; the run re-fitted itself to 78 and trained them
     assert row['iterations'] == row['max_iters'] == 78
     assert '| `bin` | 78 (78), 1.50 s/it |' in results_page.render_markdown([row])
@@ -139,27 +178,30 @@ def test_fitted_rows_refit_themselves_and_show_their_own_step_time(monkeypatch, 
 def test_kept_checkpoints_become_validation_points_in_minutes(monkeypatch, tmp_path):
     calls = _fake_tools(monkeypatch, tmp_path)
     args = results_table.parse_args([
-        'configs/b/bin.py', '--first-stage', 'configs/b/fp.py', '--first-stage-minutes', '1',
-        '--fit-minutes', '2', '--val-interval', '0', '--score-checkpoints', '3',
-        '--max-iters', '58'])
-    stale = tmp_path / args.work_root / 'bin'  # an earlier run's checkpoint is cleared away
+        'configs/b/bin.py', '--two-stage', '--fit-minutes', '2', '--val-interval', '0',
+        '--score-checkpoints', '3', '--max-iters', '58'])
+    stale = tmp_path / args.work_root / 'bin' / 'stage2_binary'  # an earlier run's: cleared
     stale.mkdir(parents=True)
     _keep(stale, 40)
-    stage = results_table.train_first_stage(args)
-    row = results_table.train_and_test('configs/b/bin.py', args, stage)
-    train = calls[-2]  # 58 iterations: a checkpoint every 20, the last 3 (+1) kept
+    row = results_table.train_and_test('configs/b/bin.py', args)
+    stage = row['first_stage']
+    train = calls[0]  # 58 iterations: a checkpoint every 20, the last 3 (+1) kept
     assert train[-2:] == ['default_hooks.checkpoint.interval=20',
                           'default_hooks.checkpoint.max_keep_ckpts=4']
-    _keep(tmp_path / args.work_root / 'fp', 10, 20)
-    _keep(tmp_path / args.work_root / 'bin', 30)
-    (tmp_path / args.work_root / 'bin' / 'broken.pth').write_bytes(b'')  # skipped, named
+    run_dir = tmp_path / args.work_root / 'bin'
+    _keep(run_dir / 'stage1_float', 10, 20)
+    _keep(run_dir / 'stage2_binary', 30)
+    (run_dir / 'stage2_binary' / 'broken.pth').write_bytes(b'')  # skipped, named
     n_calls = len(calls)
     results_table.add_checkpoint_scores(row, args.work_root)
-    # every kept checkpoint but each stage's last (scored already), in its own folder
-    tested = [c[3] for c in calls[n_calls:]]
-    assert [t.rsplit('/', 2)[-2:] for t in tested] == [
-        ['fp', 'iter_10.pth'], ['fp', 'iter_20.pth'], ['bin', 'iter_30.pth']]
-    assert json.loads((tmp_path / args.work_root / 'bin' / 'test_result.json').read_text())[
+    # every kept checkpoint but each stage's last (scored already), in its own folder, with
+    # the stage's own config
+    tested = [c[2:4] for c in calls[n_calls:]]
+    assert [(c.rsplit('/', 2)[-2:], t.rsplit('/', 2)[-2:]) for c, t in tested] == [
+        (['stage1_float', 'bin.py'], ['stage1_float', 'iter_10.pth']),
+        (['stage1_float', 'bin.py'], ['stage1_float', 'iter_20.pth']),
+        (['stage2_binary', 'bin.py'], ['stage2_binary', 'iter_30.pth'])]
+    assert json.loads((run_dir / 'stage2_binary' / 'test_result.json').read_text())[
         'metrics']['pascal_voc/mAP'] == 0.4
     assert [(it, m['pascal_voc/mAP']) for it, m in stage['checkpoint_curve']] == [
         (10, 0.1), (20, 0.2)]
@@ -169,13 +211,13 @@ def test_kept_checkpoints_become_validation_points_in_minutes(monkeypatch, tmp_p
     # stage 2 is drawn after stage 1, iterations at each stage's own pace
     _, vals = results_page.curve_points(dict(row, train_minutes=2.0), 2.0, 'pascal_voc/mAP',
                                         offset=1.0)
-    assert vals == [(1.0 + 30 * 2.0 / 58, 0.3), (3.0, 0.4)]
+    assert vals == [(1.0 + 30 * 2.0 / 35, 0.3), (3.0, 0.4)]
     results_page.render_curves([dict(row, first_stage=dict(stage, minutes=1.0),
                                      train_minutes=2.0)], 'detection',
                                str(tmp_path / 'curves.png'))
     assert (tmp_path / 'curves.png').stat().st_size > 1000
     # after a json round trip (points become lists) a new checkpoint still joins in order
     row = json.loads(json.dumps(row))
-    _keep(tmp_path / args.work_root / 'bin', 45)
+    _keep(run_dir / 'stage2_binary', 33)
     results_table.add_checkpoint_scores(row, args.work_root)
-    assert [it for it, _ in row['checkpoint_curve']] == [30, 45]
+    assert [it for it, _ in row['checkpoint_curve']] == [30, 33]

@@ -17,7 +17,7 @@ with each kernel variant and ``auto``, the float models in ONNX Runtime fp32 and
 ``openvino`` is installed (``pip install -e .[bench]``), in OpenVINO at its default precision and
 at f32; plus the bit-packed model's per-op profile and the file sizes:
 
-    python tools/benchmark.py --detector configs/bireal/faster-rcnn_bireal18_fpn_digits_2stage.py \
+    python tools/benchmark.py --detector configs/bireal/faster-rcnn_bireal18_fpn_digits.py \
         --out-dir docs/results/detector --export-dir work_dirs/bench_detector
 
 Writes ``benchmark.json``, ``benchmark.md`` (tables + summary) and ``benchmark.png`` into
@@ -296,16 +296,29 @@ FLOAT_MODELS = ('float_twin', 'r18')  # the binary model's float twin, the plain
 
 def baseline_config(config: str) -> Optional[str]:
     """The plain float ResNet-18 config of the same task and data: the binary config's name with
-    bireal18 -> r18, trailing ``_part``s dropped until ``configs/baselines`` has it
-    (faster-rcnn_bireal18_fpn_digits_2stage -> faster-rcnn_r18_fpn_digits)."""
-    name = os.path.splitext(os.path.basename(config))[0].replace('bireal18', 'r18')
-    while True:
-        path = os.path.join(BASELINE_DIR, name + '.py')
-        if os.path.isfile(path):
-            return path
-        if '_' not in name:
-            return None
-        name = name.rsplit('_', 1)[0]
+    its backbone as r18, and then without its variant tags (``-bnh``: the float twin of a
+    binary-neck-and-heads detector is the same float detector) and trailing ``_part``s until
+    ``configs/baselines`` has it (faster-rcnn_bireal18-bnh_fpn_digits -> faster-rcnn_r18_fpn_digits,
+    fcn_xnorpp18-d8_digits -> fcn_r18-d8_digits)."""
+    import itertools
+    import re
+    name = os.path.splitext(os.path.basename(config))[0]
+    match = re.search(r'(bireal|xnorpp|groupnet|r)(\d+)((?:-[^_]+)*)', name)
+    if match is None:
+        return None
+    tags = re.findall(r'-[^-]+', match.group(3))
+    for dropped in range(len(tags) + 1):  # keep as many tags as possible
+        for kept in itertools.combinations(tags, len(tags) - dropped):
+            candidate = (name[:match.start()] + f'r{match.group(2)}' + ''.join(kept)
+                         + name[match.end():])
+            while True:
+                path = os.path.join(BASELINE_DIR, candidate + '.py')
+                if os.path.isfile(path):
+                    return path
+                if '_' not in candidate:
+                    break
+                candidate = candidate.rsplit('_', 1)[0]
+    return None
 
 
 def load_config(path: str, options: Optional[dict]):

@@ -1,29 +1,29 @@
 #!/usr/bin/env python
 """The main job: train, score and deploy a 1-bit detector on the built-in digits data.
 
-It follows the two-stage recipe (docs/training.md), the best measured way to a binary detector
-here, and runs every step as one of the repository's own tools, printed before it runs, so
-each can be rerun alone:
+It follows the float-to-binary recipe (``tools/train.py --two-stage``, docs/training.md), the
+best measured way to a binary detector here, and runs every step as one of the repository's own
+tools, printed before it runs, so each can be rerun alone:
 
 1. make the digits dataset if it is absent (``tools/make_digits_dataset.py``);
-2. stage 1 (``tools/train.py``): the Bi-Real-18 Faster R-CNN with float weights and clip(-1, 1)
-   activations, for a fixed iteration budget capped by wall-clock minutes;
-3. stage 2 (``tools/train.py --cfg-options load_from=...``): binarize it (sign activations,
-   binary weights) and fine-tune, again iterations capped by minutes;
-4. score the binary detector: COCO mAP and VOC mAP@0.5 on the validation split
+2. train (``tools/train.py CONFIG --two-stage``): stage 1 is the Bi-Real-18 Faster R-CNN with
+   float weights and clip(-1, 1) activations, stage 2 binarizes it (sign activations, binary
+   weights) and fine-tunes it distilled from the frozen stage 1; the iterations and the
+   wall-clock cap are split between the stages by the recipe;
+3. score the binary detector: COCO mAP and VOC mAP@0.5 on the validation split
    (``tools/test.py``);
-5. export it to ONNX with every binary conv as one bit-packed ``bnn_tasks::BinaryConv2d`` node,
+4. export it to ONNX with every binary conv as one bit-packed ``bnn_tasks::BinaryConv2d`` node,
    and its float twin for comparison (``tools/deploy.py``);
-6. score the ONNX model in ONNX Runtime with the same pipeline and metrics
+5. score the ONNX model in ONNX Runtime with the same pipeline and metrics
    (``tools/test.py MODEL.onnx``);
-7. time the bit-packed detector against its float twin (ONNX Runtime, 1 thread);
-8. print both scores, both file sizes and both latencies, and write them to
+6. time the bit-packed detector against its float twin (ONNX Runtime, 1 thread);
+7. print both scores, both file sizes and both latencies, and write them to
    ``WORK_DIR/summary.json``.
 
-    python tools/main_job.py [--first-stage-iters 600 --first-stage-minutes 10]
-                             [--max-iters 1000 --budget-minutes 18] [--work-dir DIR]
+    python tools/main_job.py [--max-iters 1600 --budget-minutes 28] [--work-dir DIR]
+                             [--no-distill] [--one-stage]
 
-``--first-stage-config none`` trains ``--config`` from scratch instead (one stage).
+``--one-stage`` trains ``--config`` from scratch instead (no float stage).
 """
 import argparse
 import json
@@ -35,37 +35,38 @@ from bnn_tasks.jobs import read_result, run_step, test_command
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEFAULT_DATA = osp.join(REPO, 'data/digits')
-FIRST_STAGE_CONFIG = osp.join(REPO, 'configs/bireal/faster-rcnn_bireal18-fp_fpn_digits.py')
-BINARY_CONFIG = osp.join(REPO, 'configs/bireal/faster-rcnn_bireal18_fpn_digits_2stage.py')
+BINARY_CONFIG = osp.join(REPO, 'configs/bireal/faster-rcnn_bireal18_fpn_digits.py')
 EXIT_BAD_INPUT = 2
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--config', default=BINARY_CONFIG, help='the binary detector (stage 2)')
-    p.add_argument('--first-stage-config', default=FIRST_STAGE_CONFIG,
-                   help="float stage 1 whose weights stage 2 starts from; 'none': one stage, "
-                   'from scratch')
-    p.add_argument('--first-stage-iters', type=int, default=600)
-    p.add_argument('--first-stage-minutes', type=float, default=10.0,
-                   help='hard cap on stage 1 wall-clock training time')
-    p.add_argument('--max-iters', type=int, default=1000,
-                   help='stage 2 training iterations (the schedule is fitted to them)')
-    p.add_argument('--budget-minutes', type=float, default=18.0,
-                   help='hard cap on stage 2 wall-clock training time (stops early, keeps a '
-                   'checkpoint)')
+    p.add_argument('--config', default=BINARY_CONFIG, help='the binary detector')
+    p.add_argument('--max-iters', type=int, default=1600,
+                   help='training iterations of both stages (each schedule is fitted to its '
+                   'share)')
+    p.add_argument('--budget-minutes', type=float, default=28.0,
+                   help='hard cap on the wall-clock training time of both stages (a stage '
+                   'that reaches its share stops early and keeps a checkpoint)')
+    p.add_argument('--first-stage-fraction', type=float,
+                   help="the float stage's share of iterations and minutes (default: the "
+                   "recipe's)")
+    p.add_argument('--no-distill', action='store_true',
+                   help='stage 2 without distillation from stage 1')
+    p.add_argument('--one-stage', action='store_true',
+                   help='train the binary config from scratch (no float stage)')
     p.add_argument('--data', default=DEFAULT_DATA, help='digits dataset folder')
     p.add_argument('--work-dir', default=osp.join(REPO, 'work_dirs/main_job'))
     p.add_argument('--threads', type=int, default=2, help='ONNX Runtime intra-op threads')
     p.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
                    help='passed to every train/test/deploy step (keys must exist)')
     args = p.parse_args(argv)
-    if args.first_stage_config.lower() == 'none':
-        args.first_stage_config = None
+    if args.one_stage and (args.no_distill or args.first_stage_fraction is not None):
+        p.error('--no-distill and --first-stage-fraction belong to the two-stage recipe, '
+                'not --one-stage')
     # the tools run in the repository: user paths (relative to the caller) are rebased there
-    for name in ('config', 'first_stage_config', 'data', 'work_dir'):
-        if getattr(args, name):
-            setattr(args, name, repo_path(getattr(args, name)))
+    for name in ('config', 'data', 'work_dir'):
+        setattr(args, name, repo_path(getattr(args, name)))
     return args
 
 
@@ -97,18 +98,27 @@ def data_options(data_root: str) -> list:
            for evaluator in ('val_evaluator', 'test_evaluator')]
 
 
-def train_stage(config, work_dir, max_iters, minutes, options) -> dict:
-    """Train one stage; returns its summary row (checkpoint, iterations, minutes, seed)."""
-    cmd = ['python', 'tools/train.py', config, '--work-dir', work_dir,
-           '--max-iters', str(max_iters), '--budget-minutes', str(minutes),
+def train(args, options) -> tuple:
+    """Train the binary detector (two-stage recipe unless ``--one-stage``); returns (stage
+    summary rows, the work dir of the binary model, its checkpoint)."""
+    cmd = ['python', 'tools/train.py', args.config, '--work-dir', args.work_dir,
+           '--max-iters', str(args.max_iters), '--budget-minutes', str(args.budget_minutes),
            '--val-interval', '0']  # the binary detector is scored once, after training
+    if not args.one_stage:
+        cmd.append('--two-stage')
+        if args.no_distill:
+            cmd.append('--no-distill')
+        if args.first_stage_fraction is not None:
+            cmd += ['--first-stage-fraction', str(args.first_stage_fraction)]
     if options:
         cmd += ['--cfg-options', *options]
     run(cmd)
-    result = read_result(osp.join(REPO, work_dir), 'train')
-    return dict(config=config, iterations=result['iterations'], seed=result['seed'],
-                train_minutes=round(result['train_minutes'], 1),
-                checkpoint=repo_path(result['checkpoint']))
+    result = read_result(osp.join(REPO, args.work_dir), 'train')
+    runs = list(result['stages'].values()) if result.get('stages') else [result]
+    stages = [dict(work_dir=repo_path(r['work_dir']), iterations=r['iterations'],
+                   seed=r['seed'], train_minutes=round(r['train_minutes'], 1),
+                   checkpoint=repo_path(r['checkpoint'])) for r in runs]
+    return stages, stages[-1]['work_dir'], stages[-1]['checkpoint']
 
 
 def test(config, checkpoint, work_dir, options, result_kind, extra=()) -> dict:
@@ -119,28 +129,19 @@ def test(config, checkpoint, work_dir, options, result_kind, extra=()) -> dict:
 
 def main(argv=None):
     args = parse_args(argv)
-    for path in filter(None, (args.config, args.first_stage_config)):
-        if not osp.isfile(osp.join(REPO, path)):
-            print(f'error: config file {path!r} does not exist', file=sys.stderr)
-            return EXIT_BAD_INPUT
+    if not osp.isfile(osp.join(REPO, args.config)):
+        print(f'error: config file {args.config!r} does not exist', file=sys.stderr)
+        return EXIT_BAD_INPUT
     os.makedirs(osp.join(REPO, args.work_dir), exist_ok=True)
     ensure_dataset(args.data)
     options = data_options(args.data) + list(args.cfg_options)
 
-    stages, load_from = [], []
-    if args.first_stage_config:
-        stages.append(train_stage(
-            args.first_stage_config, osp.join(args.work_dir, 'stage1_float'),
-            args.first_stage_iters, args.first_stage_minutes, options))
-        load_from = [f'load_from={stages[-1]["checkpoint"]}']
-    binary_dir = osp.join(args.work_dir, 'stage2_binary' if stages else 'binary')
-    stages.append(train_stage(args.config, binary_dir, args.max_iters, args.budget_minutes,
-                              options + load_from))
-    ckpt = stages[-1]['checkpoint']
-    torch_scores = test(args.config, ckpt, binary_dir, options, 'test')
-
-    # the config exactly as trained (data root and other options included) drives the export
+    stages, binary_dir, ckpt = train(args, options)
+    # the binary model's config exactly as trained (data root and other options included;
+    # for the recipe, the student without its teacher) drives the test and the export
     trained_config = osp.join(binary_dir, osp.basename(args.config))
+    torch_scores = test(trained_config, ckpt, binary_dir, [], 'test')
+
     export_dir = osp.join(args.work_dir, 'onnx')
     run(['python', 'tools/deploy.py', trained_config, ckpt, '--out', export_dir,
          '--name', 'detector'])
@@ -152,7 +153,8 @@ def main(argv=None):
     latency = time_exports(exports, args.data)
 
     summary = dict(
-        stages=stages, train_minutes=round(sum(s['train_minutes'] for s in stages), 1),
+        config=args.config, recipe='one_stage' if args.one_stage else 'two_stage',
+        distill=not (args.one_stage or args.no_distill), stages=stages, train_minutes=round(sum(s['train_minutes'] for s in stages), 1),
         pytorch=torch_scores, onnxruntime=onnx_scores,
         file_size_bytes=dict(binary=exports['binary']['size_bytes'],
                              float=exports['float']['size_bytes']),
@@ -180,9 +182,11 @@ def time_exports(exports: dict, data_root: str, images: int = 4) -> dict:
 def print_summary(summary: dict):
     mb = 1024 * 1024
     print('\n=== main job summary ===')
+    print(f'{summary["config"]}, {summary["recipe"].replace("_", "-")} recipe'
+          + (', distilled from the float stage' if summary['distill'] else ''))
     for i, stage in enumerate(summary['stages'], 1):
         print(f'stage {i}: {stage["iterations"]} iterations in {stage["train_minutes"]} min, '
-              f'seed {stage["seed"]} ({stage["config"]})')
+              f'seed {stage["seed"]} ({stage["work_dir"]})')
     print(f'{"binary detector":28s} {"COCO mAP":>9s} {"VOC mAP@0.5":>12s}')
     for name in ('pytorch', 'onnxruntime'):
         m = summary[name]

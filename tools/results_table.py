@@ -31,13 +31,16 @@ with the budget and with its decay complete instead of being cut off at a high l
 ``--score-checkpoints N`` keeps N evenly spaced checkpoints per run and scores them afterwards:
 learning-curve points that cost no training time (``--render-only`` scores existing rows').
 
-``--first-stage FLOAT_CONFIG`` runs the two-stage recipe: the float model of the same
-architecture is trained (and scored) first, then each row starts from its last checkpoint
-through ``--cfg-options load_from=...``; the row's minutes include both stages.
+``--two-stage`` trains every binary row by the float-to-binary recipe (``tools/train.py
+--two-stage``: the float stage of the config, then the binary config from its weights,
+distilled from it unless ``--no-distill``); the budget covers both stages, the float stage is
+scored too (what binarizing it costs) and float configs in the same command (the twins) are
+trained plainly at the same budget. A ``--no-distill`` row is named ``NAME_no-distill`` so it
+sits next to the distilled one.
 
-    python tools/results_table.py configs/bireal/faster-rcnn_bireal18_fpn_digits_2stage.py \
-        --first-stage configs/bireal/faster-rcnn_bireal18-fp_fpn_digits.py \
-        --first-stage-minutes 4 --fit-minutes 6 --val-interval 0
+    python tools/results_table.py configs/baselines/faster-rcnn_r18_fpn_digits.py \
+        configs/bireal/faster-rcnn_bireal18_fpn_digits.py --two-stage --fit-minutes 40 \
+        --max-iters 2400 --val-interval 0 --out docs/results/recipe
 """
 import argparse
 import glob
@@ -51,7 +54,7 @@ import time
 from bnn_tasks.analysis.logs import latest_run_curves
 from bnn_tasks.analysis.results_page import config_name, write_results_page
 from bnn_tasks.checkpoint import CheckpointError, checkpoint_iteration
-from bnn_tasks.jobs import read_result, run_step, test_command
+from bnn_tasks.jobs import STAGE_DIRS, read_result, run_step, test_command
 from bnn_tasks.machine import machine_description
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -78,13 +81,14 @@ def parse_args(argv=None):
                    help='same wall-clock budget for every row: the run re-fits its schedule '
                    'to end within this many minutes (--max-iters is the first guess; '
                    'overrides --budget-minutes)')
-    p.add_argument('--first-stage', metavar='CONFIG',
-                   help='two-stage recipe: first train this float config (same parameter names '
-                   "as the rows' binary configs), then start every row from its last "
-                   'checkpoint (load_from); its minutes count in the rows')
-    p.add_argument('--first-stage-minutes', type=float, default=None,
-                   help='wall-clock budget of --first-stage (schedule re-fitted to it); '
-                   'default: --max-iters/--budget-minutes')
+    p.add_argument('--two-stage', action='store_true',
+                   help='binary rows by the two-stage recipe (tools/train.py --two-stage) '
+                   'within the budget; float rows plainly')
+    p.add_argument('--no-distill', action='store_true',
+                   help='with --two-stage: stage 2 without distillation (row NAME_no-distill)')
+    p.add_argument('--first-stage-fraction', type=float, default=None,
+                   help="with --two-stage: the float stage's share of the budget (default: "
+                   "the recipe's)")
     p.add_argument('--score-checkpoints', type=int, default=0, metavar='N',
                    help='keep N evenly spaced checkpoints of each training run (first stage '
                    'included) and score them: validation points for the learning curve that '
@@ -106,16 +110,30 @@ def run(cmd):
     run_step(cmd, REPO)
 
 
+def is_binary(config_path: str) -> bool:
+    """Whether the config builds binary convs (the recipe's own test)."""
+    from mmengine.config import Config
+    from bnn_tasks.engine.recipe import RecipeError, check_binary
+    try:
+        check_binary(Config.fromfile(osp.join(REPO, config_path), import_custom_modules=False),
+                     config_path)
+    except RecipeError:
+        return False
+    return True
+
+
 def train(config: str, work_dir: str, args, fit_minutes=None, val_interval=None,
-          cfg_options=()):
-    """Train ``config`` into ``work_dir``; returns (command, last checkpoint, run facts).
+          cfg_options=(), recipe_args=()):
+    """Train ``config`` into ``work_dir``; returns (command, train result, run facts).
 
     With ``fit_minutes`` the run re-fits its schedule to that wall-clock budget; otherwise
-    ``--max-iters``/``--budget-minutes`` apply.
+    ``--max-iters``/``--budget-minutes`` apply. ``recipe_args``: ``--two-stage`` and its
+    options (the facts are then stage 2's; the result names both stages).
     """
     budget_minutes = fit_minutes or args.budget_minutes
     cmd = ['python', 'tools/train.py', config, '--work-dir', work_dir,
            '--max-iters', str(args.max_iters), '--budget-minutes', str(budget_minutes)]
+    cmd += list(recipe_args)
     if fit_minutes:
         cmd.append('--refit-to-budget')
     if val_interval is not None:
@@ -129,21 +147,26 @@ def train(config: str, work_dir: str, args, fit_minutes=None, val_interval=None,
     shutil.rmtree(osp.join(REPO, work_dir), ignore_errors=True)
     run(cmd)
     result = read_result(osp.join(REPO, work_dir), 'train')
-    refits = (result.get('time_budget') or {}).get('refits') or []
-    max_iters = refits[-1]['new_max_iters'] if refits else args.max_iters
-    return cmd, osp.relpath(result['checkpoint'], REPO), dict(
-        iterations=result['iterations'], max_iters=max_iters, budget_minutes=budget_minutes,
-        refits=refits, seed=result['seed'], minutes=round(result['train_minutes'], 1))
+    last = result['stages'][STAGE_DIRS[1]] if result.get('stages') else result
+    refits = (last.get('time_budget') or {}).get('refits') or []
+    max_iters = refits[-1]['new_max_iters'] if refits else None
+    return cmd, result, dict(
+        iterations=last['iterations'], max_iters=max_iters or last.get('max_iters'),
+        budget_minutes=budget_minutes, refits=refits, seed=last['seed'],
+        minutes=round(last['train_minutes'], 1),
+        checkpoint=osp.relpath(last['checkpoint'], REPO),
+        work_dir=osp.relpath(last['work_dir'], REPO))
 
 
-def train_first_stage(args) -> dict:
-    """Stage 1 of the two-stage recipe: the float model the rows start from, trained and scored
-    (its metrics show what binarizing it costs)."""
-    work_dir = osp.join(args.work_root, config_name(args.first_stage))
-    cmd, checkpoint, facts = train(args.first_stage, work_dir, args,
-                                   fit_minutes=args.first_stage_minutes, val_interval=0)
-    return dict(facts, config=args.first_stage, command=' '.join(cmd), checkpoint=checkpoint,
-                metrics=test(args.first_stage, checkpoint, work_dir)[1],
+def scored_first_stage(config: str, result: dict) -> dict:
+    """The float stage of a ``--two-stage`` run, scored: what binarizing it costs."""
+    stage = result['stages'][STAGE_DIRS[0]]
+    work_dir = osp.relpath(stage['work_dir'], REPO)
+    stage_config = osp.join(work_dir, osp.basename(config))  # the float stage as it trained
+    checkpoint = osp.relpath(stage['checkpoint'], REPO)
+    return dict(config=stage_config, work_dir=work_dir, iterations=stage['iterations'],
+                max_iters=stage.get('max_iters'), minutes=round(stage['train_minutes'], 1),
+                checkpoint=checkpoint, metrics=test(stage_config, checkpoint, work_dir)[1],
                 train_curve=latest_run_curves(osp.join(REPO, work_dir))[0])
 
 
@@ -186,11 +209,12 @@ def score_checkpoints(config: str, work_dir: str, known=()) -> list:
 
 def add_checkpoint_scores(row: dict, work_root: str) -> None:
     """Score the kept checkpoints of a row (and of its first stage) not scored yet."""
-    stages = [(row, row['config'])]
+    stages = [row]
     if row.get('first_stage'):
-        stages.insert(0, (row['first_stage'], row['first_stage']['config']))
-    for stage, config in stages:
-        work_dir = osp.join(work_root, config_name(config))
+        stages.insert(0, row['first_stage'])
+    for stage in stages:
+        config = stage.get('stage_config', stage['config'])
+        work_dir = stage.get('work_dir') or osp.join(work_root, config_name(config))
         known = {it for it, _ in stage.get('checkpoint_curve', [])} | {stage['iterations']}
         known |= {step for step, _ in stage.get('val_curve', [])}
         # json gives [it, metrics] lists, new points are tuples: order by iteration only
@@ -201,13 +225,25 @@ def add_checkpoint_scores(row: dict, work_root: str) -> None:
             stage['train_curve'] = latest_run_curves(osp.join(REPO, work_dir))[0]
 
 
-def train_and_test(config: str, args, first_stage=None) -> dict:
-    name = config_name(config)
+def row_name(config: str, args, two_stage: bool) -> str:
+    return config_name(config) + ('_no-distill' if two_stage and args.no_distill else '')
+
+
+def recipe_args(args) -> list:
+    """``tools/train.py`` options of the two-stage recipe."""
+    extra = ['--two-stage']
+    if args.no_distill:
+        extra.append('--no-distill')
+    if args.first_stage_fraction is not None:
+        extra += ['--first-stage-fraction', str(args.first_stage_fraction)]
+    return extra
+
+
+def train_and_test(config: str, args) -> dict:
+    two_stage = args.two_stage and is_binary(config)
+    name = row_name(config, args, two_stage)
     work_dir = osp.join(args.work_root, name)
-    commands, pretrain, cfg_options = [], None, []
-    if first_stage is not None:
-        commands.append(first_stage['command'])
-        cfg_options.append(f'load_from={first_stage["checkpoint"]}')
+    commands, pretrain = [], None
     if args.pretrain_minutes or args.pretrain_iters:
         pretrain_cmd = ['python', 'tools/pretrain_backbone.py', config]
         if args.pretrain_minutes:
@@ -225,14 +261,20 @@ def train_and_test(config: str, args, first_stage=None) -> dict:
                         val_accuracy=summary['val_accuracy'], reused=True)
         commands.append(f'python tools/pretrain_backbone.py {config} '
                         f'--max-iters {summary["iterations"]}')
-    train_cmd, checkpoint, facts = train(config, work_dir, args, args.fit_minutes,
-                                         args.val_interval, cfg_options)
-    test_cmd, metrics = test(config, checkpoint, work_dir)
-    train_curve, val_curve = latest_run_curves(osp.join(REPO, work_dir))
+    train_cmd, result, facts = train(config, work_dir, args, args.fit_minutes,
+                                     args.val_interval,
+                                     recipe_args=recipe_args(args) if two_stage else ())
+    first_stage = scored_first_stage(config, result) if two_stage else None
+    # stage 2's config is the student as trained (tools/test.py and export take it)
+    test_config = osp.join(facts['work_dir'], osp.basename(config)) if two_stage else config
+    test_cmd, metrics = test(test_config, facts['checkpoint'], facts['work_dir'])
+    train_curve, val_curve = latest_run_curves(osp.join(REPO, facts['work_dir']))
     return dict(config=config, name=name, task=task_of(config), iterations=facts['iterations'],
-                max_iters=facts['max_iters'], budget_minutes=facts['budget_minutes'],
-                refits=facts['refits'], seed=facts['seed'],
-                train_minutes=facts['minutes'], pretrain=pretrain,
+                max_iters=facts['max_iters'] or args.max_iters,
+                budget_minutes=facts['budget_minutes'], refits=facts['refits'],
+                seed=facts['seed'], train_minutes=facts['minutes'], pretrain=pretrain,
+                recipe=dict(two_stage=True, distill=result.get('distill')) if two_stage else None,
+                stage_config=test_config, work_dir=facts['work_dir'],
                 first_stage=first_stage, metrics=metrics,
                 commands=commands + [' '.join(train_cmd), ' '.join(test_cmd)],
                 train_curve=train_curve, val_curve=val_curve,
@@ -261,16 +303,14 @@ def main(argv=None):
     if not args.render_only:
         if not args.configs:
             raise SystemExit('error: give config files, or --render-only')
-        first_stage = None
-        if args.first_stage:
-            args.first_stage = osp.relpath(osp.abspath(args.first_stage), REPO)
-            first_stage = train_first_stage(args)
+        if (args.no_distill or args.first_stage_fraction is not None) and not args.two_stage:
+            raise SystemExit('error: --no-distill and --first-stage-fraction need --two-stage')
         for config in args.configs:
             config = osp.relpath(osp.abspath(config), REPO)
-            row = train_and_test(config, args, first_stage)
+            row = train_and_test(config, args)
             if args.score_checkpoints:
                 add_checkpoint_scores(row, args.work_root)
-            rows = [r for r in rows if r['config'] != config] + [row]
+            rows = [r for r in rows if r['name'] != row['name']] + [row]
             with open(json_path, 'w') as f:  # after every row: a long batch keeps its progress
                 json.dump(rows, f, indent=1)
     elif args.score_checkpoints:

@@ -74,7 +74,7 @@ def render_markdown(rows) -> str:
                        f'{minutes} | ' + ' | '.join(vals)
                        + f' | {r["cpu"]}, {r["date"]} |')
         notes = [f'- `{r["name"]}`: {r["note"]}' for r in task_rows if r.get('note')]
-        notes += [f'- `{r["name"]}`: {first_stage_note(r["first_stage"], cols)}'
+        notes += [f'- `{r["name"]}`: {first_stage_note(r, cols)}'
                   for r in task_rows if r.get('first_stage')]
         if notes:
             out += ['', 'Notes:', ''] + notes
@@ -85,12 +85,19 @@ def render_markdown(rows) -> str:
     return '\n'.join(out)
 
 
-def first_stage_note(stage: dict, cols) -> str:
+def first_stage_note(row: dict, cols) -> str:
+    stage = row['first_stage']
     scores = ', '.join(f'{label} {metric_value(stage["metrics"], key):.3f}' for key, label in cols
                        if metric_value(stage['metrics'], key) is not None)
-    return (f'two-stage recipe: starts from the float stage-1 model '
-            f'`{config_name(stage["config"])}` ({stage["iterations"]} '
-            f'iterations, {stage["minutes"]} min; {scores} before binarization)')
+    facts = f'{stage["iterations"]} iterations, {stage["minutes"]} min; {scores} before ' \
+        'binarization'
+    recipe = row.get('recipe')
+    if recipe:  # tools/train.py --two-stage: the float stage of the same config
+        how = 'distilled from it' if recipe.get('distill') else 'no distillation'
+        return f'two-stage recipe, {how}: float stage 1 ({facts})'
+    return f'two-stage recipe: starts from the float stage-1 model ' \
+        f'`{config_name(stage["config"])}` ({facts})'
+
 
 
 def curve_points(stage: dict, minutes: float, key: str, offset: float):
