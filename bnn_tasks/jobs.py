@@ -111,11 +111,15 @@ def _resume_target(cfg, resume: str):
     return path, ckpt
 
 
-def train(cfg, config_path: str, resume: Optional[str] = None) -> dict:
+def train(cfg, config_path: str, resume: Optional[str] = None,
+          keep_process_group: bool = False) -> dict:
     """Train the (already prepared) ``cfg``; returns and records the train result.
 
     ``resume``: a checkpoint path, ``'auto'`` (the work dir's newest readable checkpoint; an
-    unreadable one is skipped with a warning naming it) or None.
+    unreadable one is skipped with a warning naming it) or None. ``keep_process_group``: a
+    distributed run leaves its process group up (after a barrier: every rank has finished and
+    rank 0's checkpoint is written) for a next runner in this process to reuse, as the
+    two-stage recipe's stage 2 does; mmengine initialises a group only where none exists.
     """
     cfg.setdefault('custom_hooks', [])
     if not any(h.get('type') == 'RandomStateHook' for h in cfg.custom_hooks):
@@ -152,7 +156,10 @@ def train(cfg, config_path: str, resume: Optional[str] = None) -> dict:
     except BaseException:
         _close_distributed(wait_for_peers=False)  # a peer may be gone: no barrier
         raise
-    _close_distributed(wait_for_peers=True)
+    if keep_process_group:
+        _wait_for_peers()
+    else:
+        _close_distributed(wait_for_peers=True)
     result = dict(config=config_path, work_dir=osp.abspath(cfg.work_dir), seed=runner.seed,
                   iterations=runner.iter, max_iters=runner.max_iters,
                   train_minutes=round((time.monotonic() - start) / 60, 3),
@@ -204,6 +211,12 @@ def _close_distributed(wait_for_peers: bool) -> None:
     if wait_for_peers:
         torch_dist.barrier()
     torch_dist.destroy_process_group()
+
+
+def _wait_for_peers() -> None:
+    import torch.distributed as torch_dist
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
 
 
 # ------------------------------------------------------------------------------------ testing
@@ -346,19 +359,24 @@ def train_two_stage(cfg, config_path: str, first_stage_fraction: Optional[float]
             stage_cfg.visualizer['name'] = f'{name}_{STAGE_DIRS[index]}_{time.time_ns()}'
         prepare_training(stage_cfg, config_path, max_iters=iters[index],
                          budget_minutes=minutes[index], **prepare_options)
-        return train(stage_cfg, config_path)
+        # distributed: stage 2's runner reuses stage 1's process group
+        return train(stage_cfg, config_path, keep_process_group=index == 0)
 
     first = run_stage(stage1, 0)
-    if int(os.environ.get('RANK', '0')) == 0:  # the float stage as trained, for tools/test.py
-        stage1.dump(osp.join(first['work_dir'], osp.basename(config_path)))
-    if first['checkpoint'] is None:
-        raise ToolError(f'stage 1 in {first["work_dir"]} wrote no checkpoint')
-    try:
-        stage2 = binary_stage(cfg, first['checkpoint'], config_path, distill=distill,
-                              teacher_config=teacher, teacher_checkpoint=teacher_checkpoint,
-                              distill_cfg=distill_cfg)
-    except RecipeError as e:
-        raise _recipe_error(e) from None
+    try:  # stage 1 left a distributed process group up for stage 2
+        if int(os.environ.get('RANK', '0')) == 0:  # the float stage as trained (tools/test.py)
+            stage1.dump(osp.join(first['work_dir'], osp.basename(config_path)))
+        if first['checkpoint'] is None:
+            raise ToolError(f'stage 1 in {first["work_dir"]} wrote no checkpoint')
+        try:
+            stage2 = binary_stage(cfg, first['checkpoint'], config_path, distill=distill,
+                                  teacher_config=teacher, teacher_checkpoint=teacher_checkpoint,
+                                  distill_cfg=distill_cfg)
+        except RecipeError as e:
+            raise _recipe_error(e) from None
+    except BaseException:
+        _close_distributed(wait_for_peers=False)
+        raise
     second = run_stage(stage2, 1)
     model = stage2.model
     result = dict(

@@ -115,6 +115,24 @@ def test_dist_train_two_gloo_processes(tiny_digits, tmp_path):
     assert osp.isfile(tmp_path / 'time_budget.json')  # written by rank 0
 
 
+def test_dist_two_stage_reuses_one_process_group(tiny_digits, tmp_path):
+    """Both stages of the recipe in 2 gloo processes: stage 2's runner reuses the group stage 1
+    left up (a second init, or a torn-down group, would fail or hang)."""
+    opts = tiny_opts(DET, tiny_digits, **{'train_dataloader.batch_size': 1})
+    env = tool_env()
+    env.update(PORT=str(_free_port()), PYTHON=PYTHON)
+    run = subprocess.run(['bash', osp.join(REPO, 'tools', 'dist_train.sh'), DET, '2',
+                          '--work-dir', str(tmp_path), '--two-stage', '--max-iters', '5',
+                          '--cfg-options'] + options_to_cli(opts),
+                         capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    with open(tmp_path / 'train_result.json') as f:
+        result = json.load(f)
+    assert [s['iterations'] for s in result['stages'].values()] == [2, 3]
+    assert osp.isfile(result['checkpoint']) and 'stage2_binary' in result['checkpoint']
+    assert osp.isfile(tmp_path / 'stage1_float' / osp.basename(DET))
+
+
 # ---------------------------------------------------------------------------- bad input
 def _copy_digits(src, dst):
     shutil.copytree(src, dst, symlinks=True)
