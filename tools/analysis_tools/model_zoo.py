@@ -111,13 +111,14 @@ def main(argv=None):
         'sign weights); **OPs** = BOPs / 64 + FLOPs (Bi-Real Net\'s convention). Norms, '
         'activations, pooling, additions and per-channel scales are not counted.',
         '- **size**: 1 bit per binary weight, 32 bits per float parameter, MB = 10^6 bytes. The '
-        'stem, the downsampling shortcuts, necks and heads stay float, so a detector\'s size and '
-        'FLOPs are mostly its float parts; **backbone OPs** is the backbone alone.',
+        'stem, the downsampling shortcuts, necks and heads stay float (except in `-bnh` configs: '
+        'binary neck and heads), so a detector\'s size and FLOPs are mostly its float parts; '
+        '**backbone OPs** is the backbone alone.',
         '- Two-stage detectors count the RoI head on the proposals the (untrained, seeded) RPN '
         'keeps for a random input image, as mmdet\'s get_flops does with one image.',
-        '- Float-stage configs (`*-fp*`: `hardtanh` activations, float weights) count as float.',
         '- **Measured** cells come from the results files under `docs/results/` '
-        '(`tools/results_table.py`): score (minutes of training, all stages); a dash where no '
+        '(`tools/results_table.py`): score (minutes of training, all stages; each recorded run of '
+        'a config, separated by semicolons); a dash where no '
         'run was recorded. No per-config latency is recorded; whole-backbone latency is below.',
         '',
     ]
