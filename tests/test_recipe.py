@@ -183,3 +183,24 @@ def test_teacher_gets_no_gradient_is_not_updated_and_not_saved():
     for key, value in teacher.state_dict().items():
         assert torch.equal(value, before[key]), key  # BN statistics included
     assert set(model.state_dict()) == set(model.student.state_dict())
+
+
+def test_relative_feature_loss_is_scale_free_and_refuses_unknown_kinds():
+    from bnn_tasks.models.distill_losses import feature_mse
+    torch.manual_seed(0)
+    student = [torch.randn(2, 4, 8, 8), torch.randn(2, 4, 4, 4)]
+    teacher = [torch.randn(2, 4, 8, 8), torch.randn(2, 4, 4, 4)]
+    raw = feature_mse(student, teacher, 'neck')
+    relative = feature_mse(student, teacher, 'neck', 'relative')
+    expected = torch.stack([((s - t) ** 2).mean() / (t ** 2).mean()
+                            for s, t in zip(student, teacher)]).mean()
+    assert torch.allclose(relative, expected)
+    # maps 10x larger: the raw MSE grows 100x, the relative one stays
+    scaled = feature_mse([10 * s for s in student], [10 * t for t in teacher], 'neck',
+                         'relative')
+    assert torch.allclose(scaled, relative, rtol=1e-5)
+    assert torch.allclose(feature_mse([10 * s for s in student], [10 * t for t in teacher],
+                                      'neck'), 100 * raw, rtol=1e-5)
+    assert feature_mse(teacher, teacher, 'neck', 'relative') == 0
+    with pytest.raises(ValueError, match="unknown feature loss 'l1'"):
+        feature_mse(student, teacher, 'neck', 'l1')

@@ -6,8 +6,20 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def feature_mse(student: Sequence[Tensor], teacher: Sequence[Tensor], where: str) -> Tensor:
-    """Mean over feature maps of the MSE between matching student and teacher maps."""
+FEATURE_LOSSES = ('mse', 'relative')
+
+
+def feature_mse(student: Sequence[Tensor], teacher: Sequence[Tensor], where: str,
+                kind: str = 'mse') -> Tensor:
+    """Mean over feature maps of the MSE between matching student and teacher maps.
+
+    ``kind='relative'`` divides each map's MSE by the teacher map's mean square: a scale-free
+    error (0 = equal, 1 = as far off as a zero map), so maps of large magnitude (real-valued
+    shortcuts accumulate through a Bi-Real backbone) do not outweigh the task losses.
+    """
+    if kind not in FEATURE_LOSSES:
+        raise ValueError(f'distillation: unknown feature loss {kind!r}; use one of '
+                         f'{", ".join(FEATURE_LOSSES)}')
     if len(student) != len(teacher):
         raise ValueError(f'distillation: {where} gives {len(student)} student maps and '
                          f'{len(teacher)} teacher maps')
@@ -17,7 +29,10 @@ def feature_mse(student: Sequence[Tensor], teacher: Sequence[Tensor], where: str
             raise ValueError(f'distillation: {where}[{i}] is {tuple(s.shape)} in the student and '
                              f'{tuple(t.shape)} in the teacher; the teacher needs the same '
                              'feature shapes')
-        losses.append(F.mse_loss(s, t))
+        loss = F.mse_loss(s, t)
+        if kind == 'relative':
+            loss = loss / t.pow(2).mean().clamp_min(1e-12)
+        losses.append(loss)
     return torch.stack(losses).mean()
 
 

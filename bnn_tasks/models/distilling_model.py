@@ -30,7 +30,7 @@ from mmengine.model import BaseModel
 from mmengine.registry import MODELS
 
 from ..backbones.registry import REGISTRIES
-from .distill_losses import feature_mse, logits_kl
+from .distill_losses import FEATURE_LOSSES, feature_mse, logits_kl
 
 STUDENT = 'student.'
 
@@ -106,13 +106,15 @@ class DistillingModel(BaseModel):
         feat_weight, logits_weight: loss weights (0 turns a loss off).
         temperature: softening of the logits for the KL term.
         feature_sources: which outputs ``loss_distill_feat`` compares: 'backbone', 'neck'.
+        feat_loss: 'mse' (raw MSE of the maps) or 'relative' (each map's MSE over the
+            teacher map's mean square: scale-free).
     """
 
     def __init__(self, student, teacher, teacher_checkpoint: Optional[str] = None,
                  feat_weight: float = 1.0, logits_weight: float = 1.0,
                  temperature: float = 1.0,
                  feature_sources: Sequence[str] = ('backbone', 'neck'),
-                 init_cfg=None, data_preprocessor=None):
+                 feat_loss: str = 'mse', init_cfg=None, data_preprocessor=None):
         student = _build(student)
         super().__init__(data_preprocessor=student.data_preprocessor, init_cfg=init_cfg)
         self.student = student
@@ -131,6 +133,10 @@ class DistillingModel(BaseModel):
             raise ValueError(f'DistillingModel: unknown feature_sources {sorted(unknown)}; '
                              "use 'backbone' and/or 'neck'")
         self.feature_sources = tuple(feature_sources)
+        if feat_loss not in FEATURE_LOSSES:
+            raise ValueError(f'DistillingModel: unknown feat_loss {feat_loss!r}; use one of '
+                             f'{", ".join(FEATURE_LOSSES)}')
+        self.feat_loss = feat_loss
         self._register_state_dict_hook(_student_keys_on_save)
         self._register_load_state_dict_pre_hook(_student_keys_on_load)
 
@@ -184,7 +190,8 @@ class DistillingModel(BaseModel):
             losses = self.student.loss(inputs, data_samples)
         teacher_out = self._teacher_outputs(inputs)
         if self.feat_weight:
-            feat = [feature_mse(_as_tensors(student_out[k]), _as_tensors(teacher_out[k]), k)
+            feat = [feature_mse(_as_tensors(student_out[k]), _as_tensors(teacher_out[k]), k,
+                                self.feat_loss)
                     for k in ('backbone', 'neck') if k in student_out]
             if feat:
                 losses['loss_distill_feat'] = self.feat_weight * torch.stack(feat).mean()
