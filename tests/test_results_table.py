@@ -2,6 +2,7 @@
 verbatim (bnn_tasks.analysis.results_page)."""
 import json
 
+import pytest
 import torch
 from conftest import load_tool
 
@@ -108,7 +109,10 @@ def _fake_tools(monkeypatch, tmp_path, refit_by=0, binary=('configs/b/bin.py',))
                 (work_dir / stage / cmd[2].rsplit('/', 1)[-1]).write_text('')
             (work_dir / 'train_result.json').write_text(json.dumps(dict(
                 stages['stage2_binary'], stages=stages, recipe='two_stage',
-                distill=None if '--no-distill' in cmd else {'teacher_config': 'float stage'})))
+                distill=None if '--no-distill' in cmd else {
+                    'teacher_config': 'float stage', 'options': dict(
+                        kv.split('=') for kv in cmd[cmd.index('--distill-options') + 1:]
+                        if '=' in kv) if '--distill-options' in cmd else {}})))
         else:  # a checkpoint's VOC mAP is its iteration / 100, the final one 0.4
             checkpoint = tmp_path / cmd[3]
             voc = 0.4 if 'checkpoint_scores' not in str(work_dir) \
@@ -163,6 +167,21 @@ def test_rows_without_distillation_sit_beside_the_distilled_ones(monkeypatch, tm
     assert row['name'] == 'bin_no-distill' and '--no-distill' in calls[0]
     assert 'work_dirs/results/bin_no-distill' in calls[0]
     assert 'two-stage recipe, no distillation' in results_page.render_markdown([row])
+
+
+def test_distillation_options_reach_stage_2_and_name_their_row(monkeypatch, tmp_path):
+    calls = _fake_tools(monkeypatch, tmp_path)
+    args = results_table.parse_args(['configs/b/bin.py', '--two-stage', '--max-iters', '30',
+                                     '--distill-options', 'feat_loss=relative'])
+    row = results_table.train_and_test('configs/b/bin.py', args)
+    assert row['name'] == 'bin_feat_loss-relative'
+    train = calls[0]
+    assert train[train.index('--distill-options') + 1] == 'feat_loss=relative'
+    assert 'work_dirs/results/bin_feat_loss-relative' in train
+    assert 'distilled from it (feat_loss=relative)' in results_page.render_markdown([row])
+    with pytest.raises(SystemExit, match='--no-distill'):
+        results_table.main(['configs/b/bin.py', '--two-stage', '--no-distill',
+                            '--distill-options', 'feat_loss=relative', '--out', str(tmp_path)])
 
 
 def test_fitted_rows_refit_themselves_and_show_their_own_step_time(monkeypatch, tmp_path):

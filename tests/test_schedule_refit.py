@@ -7,9 +7,10 @@ import torch
 from mmengine.optim.scheduler import (CosineAnnealingLR, LinearLR, MultiStepLR, OneCycleLR,
                                       PolyLR)
 from mmengine.runner import Runner
-from toy_training import SlowToyModel, ToyData
+from toy_training import SlowToyModel, ToyClock, ToyData
 
 import bnn_tasks  # noqa: F401  (registers the hook)
+from bnn_tasks.engine import time_budget_hook
 from bnn_tasks.engine.mmengine_adapter import UnsupportedScheduleError, refit_schedulers
 
 
@@ -84,12 +85,19 @@ def test_unsupported_scheduler_is_named():
         refit_schedulers(scheds, 10, 100, 50)
 
 
-# ---- the hook in a real mmengine run ----
+# ---- the hook in a real mmengine run, on a toy clock (exact step times under any load) ----
 
 
-def _runner(work_dir, max_iters, budget_s):
+@pytest.fixture
+def clock(monkeypatch):
+    toy = ToyClock()
+    monkeypatch.setattr(time_budget_hook, 'time', toy)
+    return toy
+
+
+def _runner(work_dir, max_iters, budget_s, clock, step_seconds=0.03):
     return Runner(
-        model=SlowToyModel(step_seconds=0.03), work_dir=str(work_dir),
+        model=SlowToyModel(step_seconds, clock=clock), work_dir=str(work_dir),
         train_dataloader=dict(dataset=ToyData(), sampler=dict(type='InfiniteSampler'),
                               batch_size=2, num_workers=0,
                               collate_fn=dict(type='default_collate')),
@@ -105,8 +113,8 @@ def _runner(work_dir, max_iters, budget_s):
 
 
 @pytest.mark.parametrize('guess', [2000, 12])  # far too many / too few iterations for 2 s
-def test_hook_refits_the_run_to_end_with_its_schedule(tmp_path, guess):
-    runner = _runner(tmp_path, max_iters=guess, budget_s=2.0)
+def test_hook_refits_the_run_to_end_with_its_schedule(tmp_path, clock, guess):
+    runner = _runner(tmp_path, max_iters=guess, budget_s=2.0, clock=clock)
     runner.train()
     with open(osp.join(tmp_path, 'time_budget.json')) as f:
         record = json.load(f)
@@ -116,3 +124,20 @@ def test_hook_refits_the_run_to_end_with_its_schedule(tmp_path, guess):
     assert runner.train_loop.max_iters == new_max
     assert runner.iter == new_max == record['iterations']
     assert runner.optim_wrapper.get_lr()['lr'][0] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_a_run_slower_after_its_last_refit_is_still_cut_at_the_budget(tmp_path, clock):
+    # measured at 0.03 s/iteration, then every step takes twice as long: the re-fitted schedule
+    # no longer fits, and the budget is the guarantee (a cut, with its checkpoint)
+    def step(i):
+        return 0.03 if i < 10 else 0.06
+
+    runner = _runner(tmp_path, max_iters=12, budget_s=2.0, clock=clock, step_seconds=step)
+    runner.train()
+    with open(osp.join(tmp_path, 'time_budget.json')) as f:
+        record = json.load(f)
+    new_max = record['refits'][0]['new_max_iters']
+    assert 12 < runner.iter < new_max == runner.train_loop.max_iters
+    # stopped by the first iteration that spent the budget
+    assert sum(map(step, range(runner.iter - 1))) < 2.0 <= sum(map(step, range(runner.iter)))
+    assert osp.isfile(osp.join(tmp_path, f'iter_{runner.iter}.pth'))

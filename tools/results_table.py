@@ -36,7 +36,8 @@ learning-curve points that cost no training time (``--render-only`` scores exist
 distilled from it unless ``--no-distill``); the budget covers both stages, the float stage is
 scored too (what binarizing it costs) and float configs in the same command (the twins) are
 trained plainly at the same budget. A ``--no-distill`` row is named ``NAME_no-distill`` so it
-sits next to the distilled one.
+sits next to the distilled one; ``--distill-options KEY=VALUE ...`` (``DistillingModel``
+options, for example ``feat_loss=relative``) makes a row ``NAME_KEY-VALUE``.
 
     python tools/results_table.py configs/baselines/faster-rcnn_r18_fpn_digits.py \
         configs/bireal/faster-rcnn_bireal18_fpn_digits.py --two-stage --fit-minutes 40 \
@@ -50,6 +51,8 @@ import os.path as osp
 import shutil
 import sys
 import time
+
+from mmengine.config import DictAction
 
 from bnn_tasks.analysis.logs import latest_run_curves
 from bnn_tasks.analysis.results_page import config_name, write_results_page
@@ -86,6 +89,10 @@ def parse_args(argv=None):
                    'within the budget; float rows plainly')
     p.add_argument('--no-distill', action='store_true',
                    help='with --two-stage: stage 2 without distillation (row NAME_no-distill)')
+    p.add_argument('--distill-options', nargs='+', action=DictAction, default={},
+                   metavar='KEY=VALUE',
+                   help='with --two-stage: DistillingModel options for stage 2 (row '
+                   'NAME_KEY-VALUE), e.g. feat_loss=relative')
     p.add_argument('--first-stage-fraction', type=float, default=None,
                    help="with --two-stage: the float stage's share of the budget (default: "
                    "the recipe's)")
@@ -226,7 +233,12 @@ def add_checkpoint_scores(row: dict, work_root: str) -> None:
 
 
 def row_name(config: str, args, two_stage: bool) -> str:
-    return config_name(config) + ('_no-distill' if two_stage and args.no_distill else '')
+    if not two_stage:
+        return config_name(config)
+    if args.no_distill:
+        return config_name(config) + '_no-distill'
+    return '_'.join([config_name(config)] +
+                    [f'{k}-{v}' for k, v in sorted(args.distill_options.items())])
 
 
 def recipe_args(args) -> list:
@@ -234,6 +246,8 @@ def recipe_args(args) -> list:
     extra = ['--two-stage']
     if args.no_distill:
         extra.append('--no-distill')
+    if args.distill_options:
+        extra += ['--distill-options'] + [f'{k}={v}' for k, v in args.distill_options.items()]
     if args.first_stage_fraction is not None:
         extra += ['--first-stage-fraction', str(args.first_stage_fraction)]
     return extra
@@ -303,8 +317,14 @@ def main(argv=None):
     if not args.render_only:
         if not args.configs:
             raise SystemExit('error: give config files, or --render-only')
-        if (args.no_distill or args.first_stage_fraction is not None) and not args.two_stage:
-            raise SystemExit('error: --no-distill and --first-stage-fraction need --two-stage')
+        recipe_only = args.no_distill or args.distill_options or \
+            args.first_stage_fraction is not None
+        if recipe_only and not args.two_stage:
+            raise SystemExit('error: --no-distill, --distill-options and --first-stage-fraction '
+                             'need --two-stage')
+        if args.no_distill and args.distill_options:
+            raise SystemExit('error: --distill-options configures the distillation that '
+                             '--no-distill turns off')
         for config in args.configs:
             config = osp.relpath(osp.abspath(config), REPO)
             row = train_and_test(config, args)

@@ -93,7 +93,11 @@ def first_stage_note(row: dict, cols) -> str:
         'binarization'
     recipe = row.get('recipe')
     if recipe:  # tools/train.py --two-stage: the float stage of the same config
-        how = 'distilled from it' if recipe.get('distill') else 'no distillation'
+        distill = recipe.get('distill')
+        how = 'no distillation'
+        if distill:
+            options = ', '.join(f'{k}={v}' for k, v in sorted(distill.get('options', {}).items()))
+            how = 'distilled from it' + (f' ({options})' if options else '')
         return f'two-stage recipe, {how}: float stage 1 ({facts})'
     return f'two-stage recipe: starts from the float stage-1 model ' \
         f'`{config_name(stage["config"])}` ({facts})'
