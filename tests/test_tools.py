@@ -181,6 +181,14 @@ def test_refit_to_budget_needs_a_budget(capsys):
     assert code == 2 and '--refit-to-budget needs --budget-minutes' in err
 
 
+def test_distill_options_without_distillation_are_refused(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train_tool.parse_args([DET, '--two-stage', '--no-distill',
+                               '--distill-options', 'feat_loss=relative'])
+    assert exit_info.value.code == 2
+    assert '--distill-options configures the distillation' in capsys.readouterr().err
+
+
 def test_truncated_checkpoint_is_refused(trained, tiny_digits, tmp_path, capsys):
     data = open(osp.join(trained, 'iter_2.pth'), 'rb').read()
     bad = tmp_path / 'truncated.pth'

@@ -52,8 +52,6 @@ import shutil
 import sys
 import time
 
-from mmengine.config import DictAction
-
 from bnn_tasks.analysis.logs import latest_run_curves
 from bnn_tasks.analysis.results_page import config_name, write_results_page
 from bnn_tasks.checkpoint import CheckpointError, checkpoint_iteration
@@ -89,10 +87,9 @@ def parse_args(argv=None):
                    'within the budget; float rows plainly')
     p.add_argument('--no-distill', action='store_true',
                    help='with --two-stage: stage 2 without distillation (row NAME_no-distill)')
-    p.add_argument('--distill-options', nargs='+', action=DictAction, default={},
-                   metavar='KEY=VALUE',
-                   help='with --two-stage: DistillingModel options for stage 2 (row '
-                   'NAME_KEY-VALUE), e.g. feat_loss=relative')
+    p.add_argument('--distill-options', nargs='+', default=[], metavar='KEY=VALUE',
+                   help='with --two-stage: DistillingModel options for stage 2, passed to '
+                   'tools/train.py as given (row NAME_KEY-VALUE), e.g. feat_loss=relative')
     p.add_argument('--first-stage-fraction', type=float, default=None,
                    help="with --two-stage: the float stage's share of the budget (default: "
                    "the recipe's)")
@@ -238,7 +235,7 @@ def row_name(config: str, args, two_stage: bool) -> str:
     if args.no_distill:
         return config_name(config) + '_no-distill'
     return '_'.join([config_name(config)] +
-                    [f'{k}-{v}' for k, v in sorted(args.distill_options.items())])
+                    [option.replace('=', '-', 1) for option in sorted(args.distill_options)])
 
 
 def recipe_args(args) -> list:
@@ -247,7 +244,7 @@ def recipe_args(args) -> list:
     if args.no_distill:
         extra.append('--no-distill')
     if args.distill_options:
-        extra += ['--distill-options'] + [f'{k}={v}' for k, v in args.distill_options.items()]
+        extra += ['--distill-options'] + args.distill_options
     if args.first_stage_fraction is not None:
         extra += ['--first-stage-fraction', str(args.first_stage_fraction)]
     return extra

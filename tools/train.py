@@ -78,6 +78,8 @@ def parse_args(argv=None):
     used = [name for name in recipe_only if getattr(args, name)]
     if used and not args.two_stage:
         parser.error(f'--{used[0].replace("_", "-")} needs --two-stage')
+    if args.no_distill and args.distill_options:
+        parser.error('--distill-options configures the distillation that --no-distill turns off')
     if args.two_stage and args.resume:
         parser.error('--resume does not apply to --two-stage (rerun the stage that stopped '
                      'with its own work dir and config)')
