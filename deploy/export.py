@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from .export_layers import (EXPORT_MODES, UnsupportedLayerError, binary_input_margin,
-                            prepare_binary_convs)
+                            has_binary_convs, prepare_binary_convs)
 from .export_wrappers import build_export_wrapper, model_kind
 from .graph_fusion import count_binary_convs, fuse_binary_convs, name_batch_dims
 from .op_spec import DOMAIN, IR_VERSION, ONNX_OPSET, OP_VERSION
@@ -148,7 +148,10 @@ def export_model(model: nn.Module, path: str, shape: Tuple[int, int], mode: str 
     elif dynamic_batch and kind not in DYNAMIC_BATCH_KINDS:
         raise ValueError(f'a dynamic batch is supported for {DYNAMIC_BATCH_KINDS} exports; '
                          f'a {kind} detector is exported for one image')
-    wrapper, input_names, output_names = build_export_wrapper(model, example_input)
+    # A bit-packed graph loads the native library anyway, so it also takes the library's RoI
+    # op; float exports (and models without binary convs) keep to standard ONNX.
+    library_ops = mode == 'binary' and has_binary_convs(model)
+    wrapper, input_names, output_names = build_export_wrapper(model, example_input, library_ops)
     inputs: Tuple[Tensor, ...] = (example_input,)
     if 'img_shape' in input_names:
         vh, vw = valid_hw or (h, w)

@@ -246,6 +246,11 @@ def binary_input_margin(model: nn.Module, example_inputs: Tuple) -> float:
     return smallest[0]
 
 
+def has_binary_convs(model: nn.Module) -> bool:
+    """Whether ``model`` has a ``BinaryConv2d`` (its bit-packed export needs the library)."""
+    return any(isinstance(m, BinaryConv2d) for m in model.modules())
+
+
 def prepare_binary_convs(model: nn.Module, example_inputs: Tuple, mode: str = 'binary'
                          ) -> List[str]:
     """Replace every ``BinaryConv2d`` of ``model`` (in eval mode) by its export module.

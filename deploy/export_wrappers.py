@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .postprocess import (batched_nms_keep, concat_levels, decode_with, invalidate_small_boxes,
-                          level_topk, multilevel_roi_align)
+                          level_topk)
+from .roi_extraction import multilevel_roi_align
 
 DET_INPUTS = ('input', 'img_shape')
 DET_OUTPUTS = ('dets', 'labels')
@@ -113,11 +114,16 @@ class SingleStageDetectorWrapper(nn.Module, _PriorsMixin):
 
 
 class TwoStageDetectorWrapper(nn.Module, _PriorsMixin):
-    """Faster R-CNN style: RPN proposals, multi-level RoIAlign, bbox head, class-wise NMS."""
+    """Faster R-CNN style: RPN proposals, multi-level RoIAlign, bbox head, class-wise NMS.
 
-    def __init__(self, detector: nn.Module, example_input: Tensor):
+    ``library_ops``: the RoI features as one ``bnn_tasks::MultiLevelRoiAlign`` node (graphs that
+    load the native library anyway), else standard ops (``deploy/roi_extraction.py``).
+    """
+
+    def __init__(self, detector: nn.Module, example_input: Tensor, library_ops: bool = False):
         super().__init__()
         self.detector = detector
+        self.library_ops = bool(library_ops)
         roi_head = detector.roi_head
         if getattr(roi_head, 'with_mask', False):
             raise NotImplementedError('ONNX export of mask heads is not supported')
@@ -163,7 +169,7 @@ class TwoStageDetectorWrapper(nn.Module, _PriorsMixin):
         roi_feats = multilevel_roi_align(feats[:len(self.roi_strides)], rois,
                                          self.roi_output_size, self.roi_strides,
                                          self.roi_sampling_ratio, self.roi_aligned,
-                                         self.finest_scale)
+                                         self.finest_scale, self.library_ops)
         bbox_head, cfg = self.detector.roi_head.bbox_head, self.rcnn_cfg
         cls_score, bbox_pred = bbox_head(roi_feats)
         probs = F.softmax(cls_score, dim=-1)[:, :-1]                 # [P, C]
@@ -223,12 +229,14 @@ def model_kind(model: nn.Module) -> str:
     return 'backbone'
 
 
-def build_export_wrapper(model: nn.Module, example_input: Tensor) -> Tuple[nn.Module, tuple,
-                                                                           tuple]:
-    """The export module for ``model`` with its input and output names."""
+def build_export_wrapper(model: nn.Module, example_input: Tensor, library_ops: bool = False
+                         ) -> Tuple[nn.Module, tuple, tuple]:
+    """The export module for ``model`` with its input and output names; ``library_ops``: the
+    graph may use the library's ops beyond ``BinaryConv2d`` (see ``TwoStageDetectorWrapper``)."""
     kind = model_kind(model)
     if kind == 'two_stage':
-        return TwoStageDetectorWrapper(model, example_input), DET_INPUTS, DET_OUTPUTS
+        return (TwoStageDetectorWrapper(model, example_input, library_ops), DET_INPUTS,
+                DET_OUTPUTS)
     if kind == 'single_stage':
         return SingleStageDetectorWrapper(model, example_input), DET_INPUTS, DET_OUTPUTS
     if kind == 'segmentor':

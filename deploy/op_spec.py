@@ -1,5 +1,6 @@
-"""The ``bnn_tasks::BinaryConv2d`` ONNX op as Python code sees it: the facts of
-``deploy/OP_CONTRACT.md`` that export, graph passes, runtime, benchmark and tests share.
+"""The library's ONNX ops (``bnn_tasks::BinaryConv2d``, ``bnn_tasks::MultiLevelRoiAlign``) as
+Python code sees them: the facts of ``deploy/OP_CONTRACT.md`` that export, graph passes,
+runtime, benchmark and tests share.
 
 Plain constants and integer helpers only (no torch, onnx or numpy), so any deploy module can
 import it cheaply. The C++ side states the same facts in ``csrc/binary_conv_op.h``; the kernel
@@ -11,6 +12,10 @@ DOMAIN = 'bnn_tasks'
 OP_TYPE = 'BinaryConv2d'
 OP_VERSION = 1  # the only version of the domain the library registers
 QUALIFIED_NAME = f'{DOMAIN}::{OP_TYPE}'
+
+# RoI features of FPN detectors: each RoI pooled on its own level (OP_CONTRACT.md).
+ROI_ALIGN_OP_TYPE = 'MultiLevelRoiAlign'
+ROI_ALIGN_QUALIFIED_NAME = f'{DOMAIN}::{ROI_ALIGN_OP_TYPE}'
 
 ONNX_OPSET = 17  # standard ops; RoiAlign with half_pixel (mmcv aligned=True) needs >= 16
 # onnxruntime 1.31 loads IR version <= 13 while onnx 1.23 writes 14 by default.
@@ -27,8 +32,13 @@ ROW_SCALE_INPUT, COL_SCALE_INPUT, RESIDUAL_INPUT = 4, 5, 6
 
 
 def is_binary_conv(node) -> bool:
-    """Whether an ``onnx.NodeProto`` is one of our op's nodes."""
+    """Whether an ``onnx.NodeProto`` is a ``BinaryConv2d`` node."""
     return node.domain == DOMAIN and node.op_type == OP_TYPE
+
+
+def is_library_node(node) -> bool:
+    """Whether an ``onnx.NodeProto`` needs the native library (any op of our domain)."""
+    return node.domain == DOMAIN
 
 
 def opset_imports(with_custom_domain: bool = True) -> List[Tuple[str, int]]:

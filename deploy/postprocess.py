@@ -1,14 +1,13 @@
 """Traceable detection post-processing: the pieces of mmdet's test-time code as graph ops.
 
 Every function here runs in PyTorch and exports (TorchScript exporter, opset >= 16) to standard
-ONNX ops: TopK, NonMaxSuppression, RoiAlign, NonZero, Gather, ScatterND. Shapes after NMS are
-data dependent, so no function converts a tensor size to a Python number.
+ONNX ops: TopK, NonMaxSuppression, Gather. Shapes after NMS are data dependent, so no function
+converts a tensor size to a Python number. RoI feature extraction is ``roi_extraction``.
 """
 import math
 from typing import List, Sequence, Tuple
 
 import torch
-import torchvision
 from torch import Tensor
 
 from .onnx_ops import nms_indices
@@ -84,39 +83,6 @@ def batched_nms_keep(boxes: Tensor, scores: Tensor, groups: Tensor, iou_thr: flo
     shifted = boxes + offsets[:, None]
     cap = max_output if max_output > 0 else 1 << 30
     return nms_indices(shifted, scores, iou_thr, score_thr, cap)
-
-
-def map_roi_levels(rois: Tensor, num_levels: int, finest_scale: float = 56) -> Tensor:
-    """FPN level of each RoI, as mmdet's ``SingleRoIExtractor.map_roi_levels``."""
-    scale = torch.sqrt((rois[:, 3] - rois[:, 1]) * (rois[:, 4] - rois[:, 2]))
-    levels = torch.floor(torch.log2(scale / finest_scale + 1e-6))
-    return levels.clamp(min=0, max=num_levels - 1).long()
-
-
-def multilevel_roi_align(feats: Sequence[Tensor], rois: Tensor, output_size: int,
-                         strides: Sequence[int], sampling_ratio: int = 0,
-                         aligned: bool = True, finest_scale: float = 56) -> Tensor:
-    """RoIAlign of each RoI on its FPN level only, as mmdet's ``SingleRoIExtractor.forward``.
-
-    Per level: the indices of its RoIs (NonZero), those RoIs (Gather), RoiAlign on them alone
-    (``half_pixel`` when aligned, ``mode='avg'``, ``spatial_scale = 1 / stride``), then a Gather
-    through the inverse permutation (one small ScatterND) puts the pooled features back in the
-    RoIs' order. Each RoI is pooled once; a level no RoI maps to pools nothing (RoiAlign of
-    zero RoIs).
-    """
-    levels = map_roi_levels(rois, len(strides), finest_scale)
-    order, pooled = [], []
-    for i, (feat, stride) in enumerate(zip(feats, strides)):
-        index = torch.nonzero(levels == i).view(-1)
-        order.append(index)
-        pooled.append(torchvision.ops.roi_align(feat, rois[index], output_size, 1.0 / stride,
-                                                sampling_ratio, aligned))
-    order, pooled = concat_levels(order), concat_levels(pooled)
-    # Every RoI is in exactly one level, so ``order`` is a permutation: scatter its inverse (a
-    # short index vector) and gather the pooled rows once, rather than scatter the features
-    # into a zero tensor of the same size.
-    inverse = torch.zeros_like(order).index_put((order,), torch.arange(order.shape[0]))
-    return pooled[inverse]
 
 
 def concat_levels(tensors: List[Tensor]) -> Tensor:

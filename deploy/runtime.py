@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from .export_record import seg_head_settings
 from .model_loading import init_scope
-from .op_spec import DOMAIN
+from .op_spec import is_library_node
 from .runtime_lite import create_session as _create_session
 
 
@@ -29,7 +29,7 @@ class OnnxRuntimeError(RuntimeError):
 
 
 def uses_custom_op(model: onnx.ModelProto) -> bool:
-    return any(n.domain == DOMAIN for n in model.graph.node)
+    return any(is_library_node(n) for n in model.graph.node)
 
 
 def create_session(model: Union[str, bytes, onnx.ModelProto], threads: int = 1,
@@ -56,8 +56,8 @@ def create_session(model: Union[str, bytes, onnx.ModelProto], threads: int = 1,
     except Exception as err:  # ORT raises its own Fail/InvalidGraph types
         if needs_library and not register_library:
             raise OnnxRuntimeError(
-                'this model contains bnn_tasks::BinaryConv2d nodes, which plain ONNX Runtime '
-                'does not know: register the kernel library with '
+                'this model contains bnn_tasks nodes (BinaryConv2d, MultiLevelRoiAlign), '
+                'which plain ONNX Runtime does not know: register the kernel library with '
                 'SessionOptions.register_custom_ops_library('
                 'bnn_tasks.deploy.library.library_path()) (create_session does it unless '
                 f'register_library=False). ONNX Runtime said: {err}') from err

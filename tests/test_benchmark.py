@@ -83,7 +83,7 @@ def test_detector_mode_times_every_engine_row(tiny_digits, tmp_path):
     assert 'untrained' in proc.stdout
     data = json.loads((out / 'benchmark.json').read_text())
     result = data['detector']
-    expected = {f'binary:ort_{v}' for v in library.supported_kernels() + ['auto']}
+    expected = {f'binary:ort_{v}' for v in library.supported_kernels() + ['auto', 'int8']}
     expected |= {f'{m}:ort_{p}' for m in ('float_twin', 'r18') for p in ('fp32', 'int8')}
     if importlib.util.find_spec('openvino') is not None:
         expected |= {f'{m}:openvino_{p}' for m in ('float_twin', 'r18') for p in ('default', 'f32')}
@@ -100,10 +100,12 @@ def test_detector_mode_times_every_engine_row(tiny_digits, tmp_path):
                                     'binary_vs_float_twin_ort_int8_1t', 'binary_vs_r18_ort_fp32_1t'}
     sizes = result['sizes']
     assert sizes['binary'] < sizes['float_twin'] and sizes['float_twin_int8'] < sizes['float_twin']
+    assert sizes['binary_int8'] < sizes['binary']  # the float remainder's weights in int8
     # the profile: op shares of the summed run time, which the ops nearly cover
     profile = result['profile']
     ops = {o['op_type']: o for o in profile['ops']}
-    assert {'BinaryConv2d', 'Conv', 'RoiAlign'} <= set(ops)
+    # the bit-packed detector pools its RoIs with the library's op
+    assert {'BinaryConv2d', 'Conv', 'MultiLevelRoiAlign'} <= set(ops) and 'RoiAlign' not in ops
     assert 0.5 < profile['ops_share'] <= 1.05
     assert abs(sum(o['share'] for o in ops.values()) - profile['ops_share']) < 1e-9
     assert '| BinaryConv2d |' in md

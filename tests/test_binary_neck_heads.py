@@ -20,6 +20,7 @@ import bnn_tasks  # noqa: F401
 from bnn_tasks.deploy.export import export_model
 from bnn_tasks.deploy.export_layers import binary_input_margin
 from bnn_tasks.deploy.export_wrappers import build_export_wrapper
+from bnn_tasks.deploy.op_spec import is_binary_conv
 from bnn_tasks.deploy.runtime import create_session
 from bnn_tasks.layers import BinaryConv2d
 
@@ -114,7 +115,7 @@ def test_bnh_config_trains_one_step_exports_and_matches_mmdet(name, tiny_digits,
     result = export_model(model, str(tmp_path / 'det.onnx'), (size, size), 'binary',
                           example_input=img)
     graph = onnx.load(result.path)
-    binary_nodes = [n for n in graph.graph.node if n.domain == 'bnn_tasks']
+    binary_nodes = [n for n in graph.graph.node if is_binary_conv(n)]
     assert len(binary_nodes) == result.num_binary_nodes >= len(_binary_names(model))
     assert set(result.binary_layers) == {f'detector.{n}' for n in _binary_names(model)}
     # BN after a binary conv (backbone, head towers, RoI fcs) is folded into the node

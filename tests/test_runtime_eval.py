@@ -156,3 +156,52 @@ def test_tools_test_runs_an_onnx_checkpoint(tiny_digits, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'ONNX Runtime (model.onnx) test' in proc.stdout + proc.stderr
     assert (tmp_path / 'work' / 'test_metrics_onnx.json').exists()
+
+
+def test_deploy_int8_export_is_scored_by_tools_test(tiny_digits, tmp_path):
+    """tools/deploy.py --int8 N: the bit-packed detector with its float ops in int8 (smaller
+    than the bit-packed file, binary nodes kept), which tools/test.py then scores."""
+    import json
+    import subprocess
+    import sys
+
+    import onnx
+
+    from bnn_tasks.deploy.op_spec import is_binary_conv
+    from conftest import options_to_cli, tool_env
+    rel = 'bireal/faster-rcnn_bireal18_fpn_digits.py'
+    config = osp.join(REPO, 'configs', rel)
+    opts = options_to_cli(digits_overrides(Config.fromfile(config), tiny_digits, size=SIZE))
+    model = build_model(_tiny_config(rel, tiny_digits))
+    checkpoint = str(tmp_path / 'model.pth')
+    torch.save({'state_dict': model.state_dict()}, checkpoint)
+    out = tmp_path / 'deploy'
+    proc = subprocess.run([sys.executable, osp.join(REPO, 'tools', 'deploy.py'), config,
+                           checkpoint, '--out', str(out), '--int8', '2', '--no-verify',
+                           '--cfg-options', *opts],
+                          capture_output=True, text=True, env=tool_env(), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    name = 'faster-rcnn_bireal18_fpn_digits'
+    report = json.loads((out / f'{name}.json').read_text())
+    int8 = report['exports']['int8']
+    assert int8['calibration_images'] == 2
+    assert int8['size_bytes'] < report['exports']['binary']['size_bytes']
+    graph = onnx.load(int8['path'])
+    assert sum(map(is_binary_conv, graph.graph.node)) == \
+        report['exports']['binary']['binary_conv_nodes'] > 0
+    assert any(n.op_type == 'DequantizeLinear' for n in graph.graph.node)
+    proc = subprocess.run([sys.executable, osp.join(REPO, 'tools', 'test.py'), config,
+                           int8['path'], '--work-dir', str(tmp_path / 'work'),
+                           '--cfg-options', *opts],
+                          capture_output=True, text=True, env=tool_env(), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / 'work' / 'test_metrics_onnx.json').exists()
+
+
+def test_deploy_refuses_a_bad_int8_count(tmp_path):
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, osp.join(REPO, 'tools', 'deploy.py'), 'x.py', 'y.pth',
+                           '--out', str(tmp_path), '--int8', '-1'],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and '--int8 takes a number of calibration images' in proc.stderr

@@ -329,62 +329,6 @@ def load_config(path: str, options: Optional[dict]):
     return cfg
 
 
-def dataset_inputs(cfg, export_hw: Sequence[int], count: int, split: str = 'test'):
-    """Up to ``count`` images of the config's data set as the runner feeds them (test pipeline,
-    data preprocessor), zero-padded bottom/right to ``export_hw``: ``[(x [1, 3, H, W],
-    (h, w))]``. ``split='train'`` reads the training images with the test pipeline
-    (calibration data); a training set without its own ``ann_file`` falls back to the test set.
-    """
-    import copy
-
-    import torch
-    import torch.nn.functional as F
-    from mmengine.registry import MODELS
-    from mmengine.runner import Runner
-
-    from bnn_tasks.deploy.model_loading import init_scope
-    init_scope(cfg)
-    loader_cfg = copy.deepcopy(cfg.test_dataloader)
-    train = cfg.get('train_dataloader', {}).get('dataset', {})
-    if split == 'train' and 'ann_file' in train:
-        for key in ('data_root', 'ann_file', 'data_prefix'):
-            if key in train:
-                loader_cfg.dataset[key] = copy.deepcopy(train[key])
-    loader_cfg.update(batch_size=1, num_workers=0, persistent_workers=False)
-    loader = Runner.build_dataloader(loader_cfg)
-    preprocessor = MODELS.build(cfg.model.data_preprocessor).eval()
-    eh, ew = (int(v) for v in export_hw)
-    samples = []
-    with torch.no_grad():
-        for batch in loader:
-            data = preprocessor(batch, False)
-            img, meta = data['inputs'][0], data['data_samples'][0].metainfo
-            h, w = (int(v) for v in meta['img_shape'][:2])
-            if h > eh or w > ew:
-                raise SystemExit(f'the test pipeline makes a {h}x{w} image, larger than the '
-                                 f'export shape {eh}x{ew}: pass --shape')
-            x = F.pad(img[:, :h, :w].float(), (0, ew - w, 0, eh - h))[None].numpy()
-            samples.append((x, (h, w)))
-            if len(samples) == count:
-                break
-    return samples
-
-
-def as_feeds(samples, onnx_path: str) -> List[dict]:
-    """Input dicts for an export: the image, and a detector's valid size ([2] or [1, 2])."""
-    import onnx
-    inputs = onnx.load(onnx_path, load_external_data=False).graph.input
-    feeds = []
-    for x, valid_hw in samples:
-        feed = {inputs[0].name: x}
-        if len(inputs) > 1:
-            valid = np.array(valid_hw, np.float32)
-            feed[inputs[1].name] = (valid if len(inputs[1].type.tensor_type.shape.dim) == 1
-                                    else valid[None])
-        feeds.append(feed)
-    return feeds
-
-
 def export_config(cfg, checkpoint: Optional[str], out_dir: str, name: str, shape, sample,
                   modes: Sequence[str]) -> Dict[str, str]:
     """Export ``cfg``'s model (``checkpoint``'s weights, else seeded random ones) in ``modes``
@@ -441,6 +385,8 @@ def detector_sessions(paths: Dict[str, str], variants: Sequence[str], threads: i
     """``'model:engine'`` -> session: the bit-packed model with each kernel variant, each
     float model in ONNX Runtime fp32 and int8 and, if installed, OpenVINO (default, f32)."""
     sessions = {f'binary:ort_{v}': binary_session(paths['binary'], threads, v) for v in variants}
+    if 'binary_int8' in paths:
+        sessions['binary:ort_int8'] = binary_session(paths['binary_int8'], threads, 'auto')
     for model in FLOAT_MODELS:
         if model not in paths:
             continue
@@ -468,6 +414,7 @@ def mean_detections(session, feeds: Sequence[dict]) -> Optional[float]:
 def detector_benchmark(args, variants, timing) -> dict:
     """Everything ``--detector`` measures: engine rows per thread count, file sizes, the
     binary model's per-op profile and the bit-packed model's speedup over each row."""
+    from bnn_tasks.deploy.dataset_feeds import as_feeds, dataset_inputs
     from bnn_tasks.deploy.export import file_size
     from bnn_tasks.deploy.op_profile import profile_ops
     from bnn_tasks.deploy.openvino_engine import openvino_version
@@ -481,11 +428,15 @@ def detector_benchmark(args, variants, timing) -> dict:
     else:
         from bnn_tasks.deploy.model_loading import default_export_shape
         shape = default_export_shape(cfg)
-    samples = dataset_inputs(cfg, shape, args.images)
-    calibration = dataset_inputs(cfg, shape, args.calibration_images, split='train')
+    try:
+        samples = dataset_inputs(cfg, shape, args.images)
+        calibration = dataset_inputs(cfg, shape, args.calibration_images, split='train')
+    except ValueError as err:
+        raise SystemExit(f'error: {err}')
     paths = detector_models(args, cfg, shape, samples[0])
     feeds = as_feeds(samples, paths['binary'])
-    for model in FLOAT_MODELS:
+    # the float twins in int8, and the bit-packed model with its float remainder in int8
+    for model in FLOAT_MODELS + ('binary',):
         if model in paths:
             paths[f'{model}_int8'] = quantize_int8(
                 paths[model], os.path.join(

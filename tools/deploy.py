@@ -1,6 +1,7 @@
 """Export a bnn_tasks detector/segmentor to ONNX (bit-packed binary convs) and verify it.
 
     python tools/deploy.py CONFIG CHECKPOINT --out DIR [--shape H W] [--float] [--no-verify]
+                                                      [--int8 N]
 
 Writes ``DIR/NAME.onnx`` (each binary conv one ``bnn_tasks::BinaryConv2d`` node with bit-packed
 weights) and ``DIR/NAME_float.onnx`` (its full-precision twin: the same function with standard
@@ -8,6 +9,11 @@ ONNX Conv), prints their sizes and the max abs difference between ONNX Runtime a
 sample input (the first test image when the test set exists, else seeded noise), and writes
 all of it to ``DIR/NAME.json``. ``--float`` writes only the float twin. Configs without binary
 convs (full-precision baselines) export to a standard ``NAME.onnx``.
+
+``--int8 N`` also writes ``DIR/NAME_int8.onnx``: the first export with its float ops (stem,
+shortcuts, neck, heads, fcs) statically quantized to int8 by ONNX Runtime (QDQ, per channel,
+calibrated on N training images); binary nodes keep their float inputs (``deploy/quantize.py``).
+Score it like the others; int8 rounding moves the scores, so check before deploying it.
 
 The ``.onnx`` files carry the test pipeline around the graph (resize, normalisation, class
 names; ``deploy/export_record.py``) in their metadata, so ``deploy/runtime_lite.py`` runs them
@@ -23,6 +29,7 @@ import time
 
 
 def parse_args(argv=None):
+    from mmengine.config import DictAction
     p = argparse.ArgumentParser(description='Export a bnn_tasks model to ONNX and verify it')
     p.add_argument('config', help='mmdet/mmseg config file')
     p.add_argument('checkpoint', help='checkpoint (.pth) of that config')
@@ -37,7 +44,16 @@ def parse_args(argv=None):
                    help='compare ONNX Runtime with PyTorch on a sample input (default)')
     p.add_argument('--no-verify', dest='verify', action='store_false')
     p.add_argument('--threads', type=int, default=1, help='ONNX Runtime threads for verify')
-    return p.parse_args(argv)
+    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+                   help='override config keys, xxx.yyy=value (e.g. the data_root the sample '
+                        'input and --int8 calibration images come from)')
+    p.add_argument('--int8', type=int, metavar='N', default=0,
+                   help='also write NAME_int8.onnx: float ops in int8, calibrated on N '
+                        'training images (ONNX Runtime static quantization)')
+    args = p.parse_args(argv)
+    if args.int8 < 0:
+        p.error(f'--int8 takes a number of calibration images >= 1, got {args.int8}')
+    return args
 
 
 def _sample_input(cfg, shape):
@@ -50,17 +66,16 @@ def _sample_input(cfg, shape):
 
 def main(argv=None):
     args = parse_args(argv)
-    from mmengine.config import Config
-
     from bnn_tasks.deploy.export import compare_outputs, export_model
     from bnn_tasks.deploy.export_record import RECORD_KEY, pipeline_record
     from bnn_tasks.deploy.export_wrappers import model_kind
     from bnn_tasks.deploy.model_loading import (build_model, default_export_shape,
                                                 load_checkpoint_strict)
+    from bnn_tasks.cli import load_config
     from bnn_tasks.deploy.runtime import create_session
     from bnn_tasks.layers import BinaryConv2d
 
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config, args.cfg_options)
     shape = tuple(args.shape) if args.shape else default_export_shape(cfg)
     if shape is None:
         sys.exit('cannot infer the export shape from the test pipeline; pass --shape H W')
@@ -112,6 +127,10 @@ def main(argv=None):
               'outputs then differ by O(1) (common for untrained models on flat images; see '
               'docs/deploy.md, "Numerics"). Check a trained model with tools/test.py on the '
               '.onnx file.')
+    if args.int8:
+        report['exports']['int8'] = _int8_export(cfg, shape, report['exports'][modes[0]]['path'],
+                                                 osp.join(args.out, f'{name}_int8.onnx'),
+                                                 args.int8)
     if 'binary' in report['exports'] and 'float' in report['exports']:
         ratio = report['exports']['float']['size_bytes'] / report['exports']['binary'][
             'size_bytes']
@@ -124,5 +143,28 @@ def main(argv=None):
     return report
 
 
+def _int8_export(cfg, shape, source: str, path: str, images: int) -> dict:
+    from bnn_tasks.deploy.dataset_feeds import as_feeds, dataset_inputs
+    from bnn_tasks.deploy.export import file_size
+    from bnn_tasks.deploy.quantize import quantize_int8
+    try:
+        calibration = dataset_inputs(cfg, shape, images, split='train')
+    except ValueError as err:
+        sys.exit(f'error: --int8: {err}')
+    if not calibration:
+        sys.exit('error: --int8: the training set gave no calibration images (check the '
+                 "config's train_dataloader data_root and ann_file)")
+    t0 = time.time()
+    quantize_int8(source, path, as_feeds(calibration, source))
+    entry = dict(path=path, mode='int8', source=source, size_bytes=file_size(path),
+                 calibration_images=len(calibration),
+                 export_seconds=round(time.time() - t0, 2))
+    print(f'[int8] {path}: {entry["size_bytes"] / 2**20:.2f} MiB, float ops quantized from '
+          f'{source} (calibrated on {len(calibration)} training images); score it with '
+          f'tools/test.py')
+    return entry
+
+
 if __name__ == '__main__':
-    main()
+    from bnn_tasks.cli import run_tool
+    sys.exit(run_tool(main))

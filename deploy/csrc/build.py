@@ -38,8 +38,9 @@ COMMON_FLAGS = ['-std=c++17', '-O3', '-fPIC', '-fvisibility=hidden', '-fvisibili
                 # identical float results across variants: no FMA contraction anywhere
                 '-ffp-contract=off', '-Wall', '-Wextra']
 # (source, extra flags); the SIMD sources only on x86-64.
-SOURCES = [('custom_op.cc', []), ('binary_conv.cc', []), ('dispatch.cc', []),
-           ('int8_tile_weights.cc', []), ('kernel_portable.cc', [])]
+SOURCES = [('custom_op.cc', []), ('ort_glue.cc', []), ('binary_conv.cc', []), ('dispatch.cc', []),
+           ('int8_tile_weights.cc', []), ('kernel_portable.cc', []), ('roi_align.cc', []),
+           ('roi_align_op.cc', [])]
 X86_SOURCES = [('kernel_avx2.cc', ['-mavx2', '-mpopcnt']),
                ('kernel_avx512.cc', ['-mavx512f', '-mavx512bw', '-mavx512vl',
                                      '-mavx512vpopcntdq', '-mpopcnt'])]

@@ -1,5 +1,6 @@
-// ONNX Runtime glue for bnn_tasks::BinaryConv2d: registration, attribute and input
-// validation, weight cache, threading through the runtime's intra-op pool.
+// ONNX Runtime glue for bnn_tasks::BinaryConv2d (attribute and input validation, weight cache,
+// threading through the runtime's intra-op pool) and the registration of the library's ops
+// (MultiLevelRoiAlign's glue is roi_align_op.cc).
 //
 // Written against the C API only and never linked against onnxruntime: the runtime hands us
 // its API table in RegisterCustomOps. Every failure becomes an OrtStatus naming the problem.
@@ -14,21 +15,19 @@
 #include "binary_conv_op.h"
 #include "kernels.h"
 #include "onnxruntime_c_api.h"
+#include "ort_glue.h"
+#include "roi_align_op.h"
 
 #define BNN_EXPORT extern "C" __attribute__((visibility("default")))
 
 namespace {
 
-const OrtApi* g_api = nullptr;
+using bnn::ort::dims_string;
+using bnn::ort::g_api;
+using bnn::ort::TensorView;
 
 // Oldest API version providing everything used here (CreateKernelV2, KernelContext_ParallelFor).
 constexpr uint32_t kMinApiVersion = 17;
-
-#define RETURN_IF_STATUS(expr)          \
-  do {                                  \
-    OrtStatus* status_ = (expr);        \
-    if (status_ != nullptr) return status_; \
-  } while (0)
 
 struct ConvAttributes {
   std::string node_name;
@@ -101,13 +100,7 @@ OrtStatus* check_range(const ConvAttributes& a, const char* name, int64_t value,
 }
 
 OrtStatus* parse_attributes(const OrtKernelInfo* info, ConvAttributes* a) {
-  size_t name_size = 0;
-  if (g_api->KernelInfo_GetNodeName(info, nullptr, &name_size) == nullptr && name_size > 0) {
-    std::vector<char> name(name_size + 1, '\0');
-    OrtStatus* st = g_api->KernelInfo_GetNodeName(info, name.data(), &name_size);
-    if (st == nullptr) a->node_name = name.data();
-    else g_api->ReleaseStatus(st);
-  }
+  a->node_name = bnn::ort::node_name(info);
   RETURN_IF_STATUS(read_int(info, *a, "in_channels", &a->in_channels));
   RETURN_IF_STATUS(read_int(info, *a, "out_channels", &a->out_channels));
   int64_t kernel[2], strides[2], dilations[2], pads[4];
@@ -142,43 +135,12 @@ OrtStatus* parse_attributes(const OrtKernelInfo* info, ConvAttributes* a) {
   return nullptr;
 }
 
-// A tensor input's element type and dims; value may be null (omitted optional input).
-struct TensorView {
-  const OrtValue* value = nullptr;
-  ONNXTensorElementDataType type = ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
-  std::vector<int64_t> dims;
-  void* data = nullptr;
-};
-
-std::string dims_string(const std::vector<int64_t>& dims) {
-  std::string s = "[";
-  for (size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
-  return s + "]";
-}
-
 OrtStatus* get_input(OrtKernelContext* ctx, const ConvAttributes& a, size_t index,
                      const char* name, TensorView* view) {
-  size_t count = 0;
-  RETURN_IF_STATUS(g_api->KernelContext_GetInputCount(ctx, &count));
-  view->value = nullptr;
-  if (index >= count) return nullptr;
-  RETURN_IF_STATUS(g_api->KernelContext_GetInput(ctx, index, &view->value));
-  if (view->value == nullptr) return nullptr;
-  int is_tensor = 0;
-  RETURN_IF_STATUS(g_api->IsTensor(view->value, &is_tensor));
+  bool is_tensor = true;
+  RETURN_IF_STATUS(bnn::ort::read_input(ctx, index, view, &is_tensor));
   if (!is_tensor) return error(&a, std::string("input '") + name + "' must be a tensor");
-  OrtTensorTypeAndShapeInfo* info = nullptr;
-  RETURN_IF_STATUS(g_api->GetTensorTypeAndShape(view->value, &info));
-  size_t rank = 0;
-  OrtStatus* st = g_api->GetTensorElementType(info, &view->type);
-  if (st == nullptr) st = g_api->GetDimensionsCount(info, &rank);
-  if (st == nullptr) {
-    view->dims.assign(rank, 0);
-    st = g_api->GetDimensions(info, view->dims.data(), rank);
-  }
-  g_api->ReleaseTensorTypeAndShapeInfo(info);
-  RETURN_IF_STATUS(st);
-  return g_api->GetTensorMutableData(const_cast<OrtValue*>(view->value), &view->data);
+  return nullptr;
 }
 
 OrtStatus* expect(const ConvAttributes& a, const TensorView& t, const char* name,
@@ -199,14 +161,6 @@ bnn::ConvShape attribute_shape(const ConvAttributes& a) {
   s.kh = a.kh; s.kw = a.kw; s.sh = a.sh; s.sw = a.sw; s.dh = a.dh; s.dw = a.dw;
   s.pt = a.pt; s.pl = a.pl; s.pb = a.pb; s.pr = a.pr;
   return s;
-}
-
-bool ort_parallel_for(void* ctx, void (*fn)(void*, size_t), size_t total, void* data) {
-  OrtStatus* st = g_api->KernelContext_ParallelFor(static_cast<const OrtKernelContext*>(ctx), fn,
-                                                   total, 0, data);
-  if (st == nullptr) return true;
-  g_api->ReleaseStatus(st);
-  return false;
 }
 
 OrtStatus* compute(Kernel& k, OrtKernelContext* ctx) {
@@ -292,7 +246,7 @@ OrtStatus* compute(Kernel& k, OrtKernelContext* ctx) {
   t.residual = res.value ? static_cast<const float*>(res.data) : nullptr;
   const std::string failure =
       bnn::run_binary_conv(s, static_cast<const float*>(x.data), *packed, t,
-                           static_cast<float*>(y_data), *k.variant, ort_parallel_for, ctx);
+                           static_cast<float*>(y_data), *k.variant, bnn::ort::parallel_for, ctx);
   if (!failure.empty()) return g_api->CreateStatus(ORT_RUNTIME_EXCEPTION, failure.c_str());
   return nullptr;
 }
@@ -302,20 +256,7 @@ OrtStatus* compute(Kernel& k, OrtKernelContext* ctx) {
 // of the wrong type or shape is left alone: the first run reports it.
 void prepack_constant_weights(Kernel* k, const OrtValue* constant) {
   TensorView w;
-  w.value = constant;
-  OrtTensorTypeAndShapeInfo* info = nullptr;
-  OrtStatus* st = g_api->GetTensorTypeAndShape(constant, &info);
-  if (st == nullptr) {
-    size_t rank = 0;
-    st = g_api->GetTensorElementType(info, &w.type);
-    if (st == nullptr) st = g_api->GetDimensionsCount(info, &rank);
-    if (st == nullptr) {
-      w.dims.assign(rank, 0);
-      st = g_api->GetDimensions(info, w.dims.data(), rank);
-    }
-    g_api->ReleaseTensorTypeAndShapeInfo(info);
-  }
-  if (st == nullptr) st = g_api->GetTensorMutableData(const_cast<OrtValue*>(constant), &w.data);
+  OrtStatus* st = bnn::ort::read_tensor(constant, &w);
   if (st != nullptr) {
     g_api->ReleaseStatus(st);
     return;
@@ -369,8 +310,6 @@ OrtStatus* ORT_API_CALL compute_kernel(void* kernel, OrtKernelContext* ctx) noex
 void ORT_API_CALL destroy_kernel(void* kernel) noexcept { delete static_cast<Kernel*>(kernel); }
 
 const char* ORT_API_CALL op_name(const OrtCustomOp*) noexcept { return bnn::kOpType; }
-const char* ORT_API_CALL op_provider(const OrtCustomOp*) noexcept { return "CPUExecutionProvider"; }
-
 size_t ORT_API_CALL input_count(const OrtCustomOp*) noexcept { return bnn::kNumInputs; }
 ONNXTensorElementDataType ORT_API_CALL input_type(const OrtCustomOp*, size_t index) noexcept {
   return index == bnn::kInputWeights ? ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32
@@ -380,38 +319,16 @@ OrtCustomOpInputOutputCharacteristic ORT_API_CALL input_characteristic(const Ort
                                                                        size_t index) noexcept {
   return index >= bnn::kInputRowScale ? INPUT_OUTPUT_OPTIONAL : INPUT_OUTPUT_REQUIRED;
 }
-size_t ORT_API_CALL output_count(const OrtCustomOp*) noexcept { return 1; }
-ONNXTensorElementDataType ORT_API_CALL output_type(const OrtCustomOp*, size_t) noexcept {
-  return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
-}
-OrtCustomOpInputOutputCharacteristic ORT_API_CALL output_characteristic(const OrtCustomOp*,
-                                                                        size_t) noexcept {
-  return INPUT_OUTPUT_REQUIRED;
-}
-OrtMemType ORT_API_CALL input_memory_type(const OrtCustomOp*, size_t) noexcept {
-  return OrtMemTypeDefault;
-}
-int ORT_API_CALL start_version(const OrtCustomOp*) noexcept { return bnn::kOpVersion; }
-int ORT_API_CALL end_version(const OrtCustomOp*) noexcept { return bnn::kOpVersion; }
 
 OrtCustomOp make_op() {
-  OrtCustomOp op;
-  std::memset(&op, 0, sizeof(op));
-  op.version = ORT_API_VERSION;
+  OrtCustomOp op = bnn::ort::cpu_op_table();
   op.GetName = op_name;
-  op.GetExecutionProviderType = op_provider;
   op.GetInputType = input_type;
   op.GetInputTypeCount = input_count;
-  op.GetOutputType = output_type;
-  op.GetOutputTypeCount = output_count;
-  op.KernelDestroy = destroy_kernel;
   op.GetInputCharacteristic = input_characteristic;
-  op.GetOutputCharacteristic = output_characteristic;
-  op.GetInputMemoryType = input_memory_type;
+  op.KernelDestroy = destroy_kernel;
   op.CreateKernelV2 = create_kernel;
   op.KernelComputeV2 = compute_kernel;
-  op.GetStartVersion = start_version;
-  op.GetEndVersion = end_version;
   return op;
 }
 
@@ -434,12 +351,13 @@ BNN_EXPORT OrtStatus* ORT_API_CALL RegisterCustomOps(OrtSessionOptions* options,
   }();
   if (api == nullptr) {
     std::fprintf(stderr, "bnn_tasks: this ONNX Runtime provides neither C API version %d nor %u; "
-                         "BinaryConv2d is not registered\n", ORT_API_VERSION, kMinApiVersion);
+                         "its ops are not registered\n", ORT_API_VERSION, kMinApiVersion);
     return nullptr;  // cannot create a status without an API table
   }
   OrtCustomOpDomain* domain = nullptr;
   RETURN_IF_STATUS(g_api->CreateCustomOpDomain(bnn::kOpDomain, &domain));
   OrtStatus* st = g_api->CustomOpDomain_Add(domain, &g_binary_conv_op);
+  if (st == nullptr) st = g_api->CustomOpDomain_Add(domain, bnn::roi_align_custom_op());
   if (st == nullptr) st = g_api->AddCustomOpDomain(options, domain);
   if (st != nullptr) {
     g_api->ReleaseCustomOpDomain(domain);
