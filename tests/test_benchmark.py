@@ -112,6 +112,20 @@ def test_detector_mode_times_every_engine_row(tiny_digits, tmp_path):
     assert (out / 'benchmark.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
 
 
+def test_detector_mode_names_a_missing_checkpoint(tiny_digits, tmp_path):
+    from mmengine.config import Config
+    config = os.path.join(REPO, 'configs/bireal/faster-rcnn_bireal18_fpn_digits.py')
+    options = options_to_cli(digits_overrides(Config.fromfile(config), tiny_digits))
+    missing = str(tmp_path / 'nowhere.pth')
+    proc = subprocess.run([sys.executable, os.path.join(REPO, 'tools', 'benchmark.py'),
+                           '--detector', config, missing, '--quick', '--threads', '1',
+                           '--out-dir', str(tmp_path / 'out'), '--cfg-options', *options],
+                          capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert 'Traceback' not in proc.stderr
+    assert f"checkpoint '{missing}' does not exist" in proc.stderr
+
+
 def test_op_profile_leaves_out_the_warmup_run():
     from bnn_tasks.deploy.op_profile import aggregate_profile
 

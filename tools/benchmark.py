@@ -815,4 +815,5 @@ def detector_main(args, argv, variants, started: float):
 
 
 if __name__ == '__main__':
-    main()
+    from bnn_tasks.cli import run_tool
+    sys.exit(run_tool(main))
