@@ -5,8 +5,9 @@ Images go through the config's test pipeline and data preprocessor, as the runne
 """
 from typing import List, Sequence
 
-import numpy as np
 import onnx
+
+from .runtime_lite import valid_size_feed
 
 
 def dataset_inputs(cfg, export_hw: Sequence[int], count: int, split: str = 'test'):
@@ -57,8 +58,7 @@ def as_feeds(samples, onnx_path: str) -> List[dict]:
     for x, valid_hw in samples:
         feed = {inputs[0].name: x}
         if len(inputs) > 1:
-            valid = np.array(valid_hw, np.float32)
-            feed[inputs[1].name] = (valid if len(inputs[1].type.tensor_type.shape.dim) == 1
-                                    else valid[None])
+            feed[inputs[1].name] = valid_size_feed([valid_hw],
+                                                   len(inputs[1].type.tensor_type.shape.dim))
         feeds.append(feed)
     return feeds

@@ -28,14 +28,12 @@ from torch import Tensor, nn
 
 from .export_layers import (EXPORT_MODES, UnsupportedLayerError, binary_input_margin,
                             has_binary_convs, prepare_binary_convs)
-from .export_wrappers import build_export_wrapper, model_kind
+from .export_wrappers import batch_outputs, build_export_wrapper, model_kind
 from .graph_fusion import count_binary_convs, fuse_binary_convs, name_batch_dims
 from .op_spec import DOMAIN, IR_VERSION, ONNX_OPSET, OP_VERSION
 
 CLOSE_ATOL = CLOSE_RTOL = 1e-4
 BATCH_DIM = 'batch'
-# Detectors' post-processing (top-k, NMS, RoI pooling) is written for one image: batch 1 only.
-DYNAMIC_BATCH_KINDS = ('backbone', 'segmentor')
 
 __all__ = ['ExportResult', 'export_model', 'export_module', 'compare_outputs', 'file_size',
            'UnsupportedLayerError']
@@ -85,12 +83,16 @@ def _as_tuple(out) -> Tuple[Tensor, ...]:
 def export_module(module: nn.Module, inputs: Tuple[Tensor, ...], path: str,
                   input_names: Sequence[str], output_names: Sequence[str],
                   mode: str = 'binary', metadata: Optional[Dict[str, str]] = None,
-                  dynamic_batch: bool = False) -> Tuple[onnx.ModelProto, Dict[str, int]]:
+                  dynamic_batch: bool = False,
+                  batch_outputs: Optional[Sequence[str]] = None
+                  ) -> Tuple[onnx.ModelProto, Dict[str, int]]:
     """Export a prepared module (binary convs already swapped) and run the graph passes;
     ``metadata`` goes into the file's ``metadata_props``; ``dynamic_batch`` makes dim 0 of every
-    input and output the symbolic ``BATCH_DIM``."""
+    input and of ``batch_outputs`` (default: every output) the symbolic ``BATCH_DIM``."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    dynamic_axes = ({name: {0: BATCH_DIM} for name in list(input_names) + list(output_names)}
+    if batch_outputs is None:
+        batch_outputs = output_names
+    dynamic_axes = ({name: {0: BATCH_DIM} for name in list(input_names) + list(batch_outputs)}
                     if dynamic_batch else None)
     with warnings.catch_warnings():
         # The legacy-exporter notice and tracer warnings about data-dependent shapes (the
@@ -121,15 +123,15 @@ def export_model(model: nn.Module, path: str, shape: Tuple[int, int], mode: str 
                  example_input: Optional[Tensor] = None, seed: int = 0,
                  valid_hw: Optional[Tuple[int, int]] = None,
                  metadata: Optional[Dict[str, str]] = None,
-                 dynamic_batch: Optional[bool] = None) -> ExportResult:
+                 dynamic_batch: bool = True) -> ExportResult:
     """Export an mmdet detector, mmseg segmentor or a backbone at input ``shape`` (H, W).
 
     The model is copied, so the caller's model is unchanged. ``example_input`` [1, 3, H, W] is
     the sample used for tracing and as the verification input (default: seeded N(0, 1));
     ``valid_hw`` is the image size inside it for detectors (default: all of it);
     ``metadata`` is stored in the file (e.g. ``export_record.pipeline_record`` as JSON).
-    ``dynamic_batch`` (default: where supported, i.e. backbones and segmentors) exports dim 0
-    of inputs and outputs as the symbolic batch size; detectors take one image.
+    ``dynamic_batch`` exports dim 0 of the inputs (and of segmentor and backbone outputs) as
+    the symbolic batch size; ``False`` fixes it to 1.
     """
     if mode not in EXPORT_MODES:
         raise ValueError(f'mode must be one of {EXPORT_MODES}, got {mode!r}')
@@ -143,11 +145,6 @@ def export_model(model: nn.Module, path: str, shape: Tuple[int, int], mode: str 
         raise ValueError(f'example_input must be [1, C, {h}, {w}], got '
                          f'{tuple(example_input.shape)}')
     kind = model_kind(model)
-    if dynamic_batch is None:
-        dynamic_batch = kind in DYNAMIC_BATCH_KINDS
-    elif dynamic_batch and kind not in DYNAMIC_BATCH_KINDS:
-        raise ValueError(f'a dynamic batch is supported for {DYNAMIC_BATCH_KINDS} exports; '
-                         f'a {kind} detector is exported for one image')
     # A bit-packed graph loads the native library anyway, so it also takes the library's RoI
     # op; float exports (and models without binary convs) keep to standard ONNX.
     library_ops = mode == 'binary' and has_binary_convs(model)
@@ -155,14 +152,14 @@ def export_model(model: nn.Module, path: str, shape: Tuple[int, int], mode: str 
     inputs: Tuple[Tensor, ...] = (example_input,)
     if 'img_shape' in input_names:
         vh, vw = valid_hw or (h, w)
-        inputs = (example_input, torch.tensor([float(vh), float(vw)]))
+        inputs = (example_input, torch.tensor([[float(vh), float(vw)]]))
     margin = binary_input_margin(wrapper, inputs)
     layers = prepare_binary_convs(wrapper, inputs, mode)
     wrapper.eval()
     with torch.no_grad():
         torch_outputs = _as_tuple(wrapper(*inputs))
     onnx_model, folded = export_module(wrapper, inputs, path, input_names, output_names, mode,
-                                       metadata, dynamic_batch)
+                                       metadata, dynamic_batch, batch_outputs(kind, output_names))
     return ExportResult(path=path, mode=mode, kind=kind, input_names=tuple(input_names),
                         output_names=tuple(output_names), inputs=inputs,
                         torch_outputs=tuple(t.detach() for t in torch_outputs),

@@ -1,11 +1,13 @@
 """Export wrappers: an mmdet detector / mmseg segmentor as one module with graph post-processing.
 
-Graph interface (detectors: one image; segmentors: N images, dim 0 exported as dynamic):
+Graph interface (dim 0 of every input is the batch, exported as dynamic):
 
-* detectors: inputs ``input`` float32 [1, 3, H, W] (normalised, padded to the export shape) and
-  ``img_shape`` float32 [2] = (h, w) of the valid image inside the padding (boxes are clipped
-  there, as mmdet clips to ``img_shape``); outputs ``dets`` float32 [N, 5] (x1, y1, x2, y2,
-  score), best first, and ``labels`` int64 [N], in the coordinates of ``input``.
+* detectors: inputs ``input`` float32 [N, 3, H, W] (normalised, padded to the export shape) and
+  ``img_shape`` float32 [N, 2] = (h, w) of each valid image inside the padding (boxes are
+  clipped there, as mmdet clips to ``img_shape``); outputs ``dets`` float32 [K, 5] (x1, y1, x2,
+  y2, score), ``labels`` int64 [K] and ``batch_indices`` int64 [K] (the image of each row), in
+  the coordinates of ``input``, grouped by image and best first within an image. Every image
+  gets what it gets alone (mmdet's per-image post-processing, per-image caps).
 * segmentors: input ``input`` [N, 3, H, W]; outputs ``seg_logits`` float32 [N, C, H, W] (the
   decode head's logits resized to the input, as mmseg's ``predict_by_feat``) and ``labels``
   int64 [N, H, W] (their argmax).
@@ -18,12 +20,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .postprocess import (batched_nms_keep, concat_levels, decode_with, invalidate_small_boxes,
-                          level_topk)
+from .postprocess import (batched_nms_keep, concat_levels, decode_with, gather_rows,
+                          invalidate_small_boxes, level_topk)
 from .roi_extraction import multilevel_roi_align
 
 DET_INPUTS = ('input', 'img_shape')
-DET_OUTPUTS = ('dets', 'labels')
+DET_OUTPUTS = ('dets', 'labels', 'batch_indices')
 SEG_INPUTS = ('input',)
 SEG_OUTPUTS = ('seg_logits', 'labels')
 
@@ -62,31 +64,39 @@ class _PriorsMixin:
 def dense_candidates(head, cls_scores: Sequence[Tensor], bbox_preds: Sequence[Tensor],
                      priors: Sequence[Tensor], nms_pre: int, img_hw: Tensor
                      ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Per level: top ``nms_pre`` (prior, class) scores and their decoded boxes.
+    """Per image and level: top ``nms_pre`` (prior, class) scores and their decoded boxes.
 
     As mmdet's ``_predict_by_feat_single`` for anchor heads: sigmoid or softmax-without-
     background scores, top-k over all (prior, class) pairs of the level, decode.
-    Returns boxes [M, 4], scores [M], labels [M], level ids [M].
+    Returns boxes [N, M, 4], scores [N, M], labels [N, M], level ids [N, M].
     """
     boxes, scores, labels, level_ids = [], [], [], []
     num_classes = head.cls_out_channels
     for level, (cls, reg, pri) in enumerate(zip(cls_scores, bbox_preds, priors)):
-        cls = cls[0].permute(1, 2, 0).reshape(-1, num_classes)
-        reg = reg[0].permute(1, 2, 0).reshape(-1, 4)
-        probs = cls.sigmoid() if head.use_sigmoid_cls else cls.softmax(-1)[:, :-1]
-        classes = probs.shape[1]
-        top_scores, flat_idx = level_topk(probs.reshape(-1), nms_pre)
+        # -1 for the batch: sizes read from tensors can become constants of the traced batch
+        # (binary conv outputs carry static shapes while tracing); the level size is static
+        num_priors = int(pri.shape[0])
+        cls = cls.permute(0, 2, 3, 1).reshape(-1, num_priors, num_classes)
+        reg = reg.permute(0, 2, 3, 1).reshape(-1, num_priors, 4)
+        probs = cls.sigmoid() if head.use_sigmoid_cls else cls.softmax(-1)[..., :-1]
+        classes = int(probs.shape[2])
+        top_scores, flat_idx = level_topk(probs.reshape(-1, num_priors * classes), nms_pre)
         prior_idx = torch.div(flat_idx, classes, rounding_mode='floor')
-        boxes.append(decode_with(head.bbox_coder, pri[prior_idx], reg[prior_idx], img_hw))
+        deltas = torch.gather(reg, 1, prior_idx.unsqueeze(-1).expand(-1, -1, 4))
+        boxes.append(decode_with(head.bbox_coder, pri[prior_idx], deltas, img_hw.unsqueeze(1)))
         scores.append(top_scores)
         labels.append(flat_idx - prior_idx * classes)
         level_ids.append(torch.full_like(flat_idx, level))
-    return (concat_levels(boxes), concat_levels(scores), concat_levels(labels),
-            concat_levels(level_ids))
+    return (concat_levels(boxes, 1), concat_levels(scores, 1), concat_levels(labels, 1),
+            concat_levels(level_ids, 1))
 
 
-def _dets(boxes: Tensor, scores: Tensor, labels: Tensor, keep: Tensor) -> Tuple[Tensor, Tensor]:
-    return torch.cat([boxes[keep], scores[keep].unsqueeze(1)], dim=1), labels[keep]
+def _dets(boxes: Tensor, scores: Tensor, labels: Tensor, image: Tensor, index: Tensor
+          ) -> Tuple[Tensor, Tensor, Tensor]:
+    """The graph outputs for the kept ``(image, index)`` of [N, M] candidates."""
+    dets = torch.cat([gather_rows(boxes, image, index),
+                      gather_rows(scores, image, index).unsqueeze(1)], dim=1)
+    return dets, gather_rows(labels, image, index), image
 
 
 class SingleStageDetectorWrapper(nn.Module, _PriorsMixin):
@@ -108,9 +118,9 @@ class SingleStageDetectorWrapper(nn.Module, _PriorsMixin):
         score_thr = float(_cfg_get(cfg, 'score_thr', 0.0))
         scores = invalidate_small_boxes(boxes, scores, _cfg_get(cfg, 'min_bbox_size', -1),
                                         score_thr - 1.0)
-        keep = batched_nms_keep(boxes, scores, labels, _nms_iou(cfg), score_thr,
-                                int(_cfg_get(cfg, 'max_per_img', 100)))
-        return _dets(boxes, scores, labels, keep)
+        image, index = batched_nms_keep(boxes, scores, labels, _nms_iou(cfg), score_thr,
+                                        int(_cfg_get(cfg, 'max_per_img', 100)))
+        return _dets(boxes, scores, labels, image, index)
 
 
 class TwoStageDetectorWrapper(nn.Module, _PriorsMixin):
@@ -148,8 +158,9 @@ class TwoStageDetectorWrapper(nn.Module, _PriorsMixin):
             feats = detector.extract_feat(example_input)
         self._register_priors(_level_priors(detector.rpn_head.prior_generator, feats))
 
-    def proposals(self, feats: Sequence[Tensor], img_shape: Tensor) -> Tensor:
-        """RPN boxes [P, 4], best first (mmdet's ``RPNHead._predict_by_feat_single``)."""
+    def proposals(self, feats: Sequence[Tensor], img_shape: Tensor) -> Tuple[Tensor, Tensor]:
+        """RPN boxes of all images: ``(image [P], boxes [P, 4])``, grouped by image and best
+        first within one (mmdet's ``RPNHead._predict_by_feat_single`` per image)."""
         rpn, cfg = self.detector.rpn_head, self.rpn_cfg
         cls_scores, bbox_preds = rpn(feats)
         boxes, scores, _, level_ids = dense_candidates(rpn, cls_scores, bbox_preds,
@@ -158,14 +169,14 @@ class TwoStageDetectorWrapper(nn.Module, _PriorsMixin):
                                                        img_shape)
         # RPN scores are probabilities (> 0); -1 marks boxes the size filter removed.
         scores = invalidate_small_boxes(boxes, scores, _cfg_get(cfg, 'min_bbox_size', -1), -1.0)
-        keep = batched_nms_keep(boxes, scores, level_ids, _nms_iou(cfg), -0.5,
-                                int(_cfg_get(cfg, 'max_per_img', 1000)))
-        return boxes[keep]
+        image, index = batched_nms_keep(boxes, scores, level_ids, _nms_iou(cfg), -0.5,
+                                        int(_cfg_get(cfg, 'max_per_img', 1000)))
+        return image, gather_rows(boxes, image, index)
 
-    def forward(self, img: Tensor, img_shape: Tensor) -> Tuple[Tensor, Tensor]:
+    def forward(self, img: Tensor, img_shape: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         feats = self.detector.extract_feat(img)
-        proposals = self.proposals(feats, img_shape)
-        rois = torch.cat([torch.zeros_like(proposals[:, :1]), proposals], dim=1)
+        image, proposals = self.proposals(feats, img_shape)
+        rois = torch.cat([image.to(proposals.dtype).unsqueeze(1), proposals], dim=1)
         roi_feats = multilevel_roi_align(feats[:len(self.roi_strides)], rois,
                                          self.roi_output_size, self.roi_strides,
                                          self.roi_sampling_ratio, self.roi_aligned,
@@ -176,15 +187,29 @@ class TwoStageDetectorWrapper(nn.Module, _PriorsMixin):
         num_classes = probs.shape[1]
         deltas = bbox_pred.reshape(-1, 4)
         per_class = 1 if bbox_head.reg_class_agnostic else num_classes
-        priors = proposals.unsqueeze(1).expand(-1, per_class, 4).reshape(-1, 4)
-        boxes = decode_with(bbox_head.bbox_coder, priors, deltas, img_shape)
+
+        def per_class_rows(t: Tensor) -> Tensor:  # [P, D] -> [P * per_class, D]
+            return t.unsqueeze(1).expand(-1, per_class, t.shape[1]).reshape(-1, t.shape[1])
+        boxes = decode_with(bbox_head.bbox_coder, per_class_rows(proposals), deltas,
+                            per_class_rows(img_shape[image]))
         boxes = boxes.reshape(-1, per_class, 4).expand(-1, num_classes, 4).reshape(-1, 4)
         scores = probs.reshape(-1)
         labels = torch.arange(num_classes, device=img.device).repeat(proposals.shape[0])
-        keep = batched_nms_keep(boxes, scores, labels, _nms_iou(cfg),
-                                float(_cfg_get(cfg, 'score_thr', 0.0)),
-                                int(_cfg_get(cfg, 'max_per_img', 100)))
-        return _dets(boxes, scores, labels, keep)
+        box_image = image.unsqueeze(1).expand(-1, num_classes).reshape(-1)
+        # The images' candidates are ragged; NMS takes one row per image, so every row holds
+        # all candidates with the other images' ones scored out (N is small at deploy time).
+        score_thr = float(_cfg_get(cfg, 'score_thr', 0.0))
+        batch = torch.arange(img.shape[0], device=img.device)
+        mine = box_image.unsqueeze(0) == batch.unsqueeze(1)             # [N, P * C]
+        row_scores = torch.where(mine, scores.unsqueeze(0),
+                                 torch.full_like(scores, score_thr - 1.0).unsqueeze(0))
+        row_boxes = boxes.unsqueeze(0).expand(mine.shape[0], -1, -1)
+        row_labels = labels.unsqueeze(0).expand(mine.shape[0], -1)
+        out_image, index = batched_nms_keep(row_boxes, row_scores, row_labels, _nms_iou(cfg),
+                                            score_thr, int(_cfg_get(cfg, 'max_per_img', 100)),
+                                            valid=mine)
+        dets = torch.cat([boxes[index], scores[index].unsqueeze(1)], dim=1)
+        return dets, labels[index], out_image
 
 
 class SegmentorWrapper(nn.Module):
@@ -227,6 +252,11 @@ def model_kind(model: nn.Module) -> str:
     if hasattr(model, 'decode_head') and hasattr(model, 'extract_feat'):
         return 'segmentor'
     return 'backbone'
+
+
+def batch_outputs(kind: str, output_names: Sequence[str]) -> Tuple[str, ...]:
+    """The outputs whose dim 0 is the image batch (a detector's rows are detections)."""
+    return () if kind in ('two_stage', 'single_stage') else tuple(output_names)
 
 
 def build_export_wrapper(model: nn.Module, example_input: Tensor, library_ops: bool = False

@@ -129,7 +129,8 @@ def name_batch_dims(model: onnx.ModelProto, name: str):
     outputs = {n.output[0] for n in model.graph.node if is_binary_conv(n)}
     for vi in model.graph.value_info:
         dims = vi.type.tensor_type.shape.dim
-        if vi.name in outputs and dims:
+        # a dim 0 without a size follows the data (a conv over RoIs), not the batch
+        if vi.name in outputs and dims and dims[0].HasField('dim_value'):
             dims[0].Clear()
             dims[0].dim_param = name
 

@@ -79,36 +79,47 @@ class BinaryConv2dFunction(torch.autograd.Function):
 
 
 class NonMaxSuppressionFunction(torch.autograd.Function):
-    """Single-class NMS as one ONNX ``NonMaxSuppression`` node, returning kept indices [K].
+    """Single-class NMS per image as one ONNX ``NonMaxSuppression`` node.
 
-    Kept boxes come out sorted by decreasing score (ONNX Runtime's order within a class, and
-    what mmcv's ``nms`` returns). ``max_output`` caps K; boxes with ``score <= score_thr`` are
-    dropped (mmdet's ``scores > score_thr``).
+    ``boxes`` [N, M, 4], ``scores`` [N, M]. Returns the kept ``(image [K], index [K])``,
+    grouped by image and sorted by decreasing score within one (ONNX Runtime's order: batch,
+    then class, then score; what mmcv's ``nms`` returns for one image). ``max_output`` caps the
+    boxes kept per image; boxes with ``score <= score_thr`` are dropped (mmdet's
+    ``scores > score_thr``).
     """
 
     @staticmethod
     def forward(ctx, boxes, scores, iou_thr: float, score_thr: float, max_output: int):
-        candidates = torch.nonzero(scores > score_thr).view(-1)
-        keep = torchvision.ops.nms(boxes[candidates], scores[candidates], iou_thr)
-        return candidates[keep[:max_output]]
+        images, indices = [], []
+        for image, (image_boxes, image_scores) in enumerate(zip(boxes, scores)):
+            candidates = torch.nonzero(image_scores > score_thr).view(-1)
+            keep = torchvision.ops.nms(image_boxes[candidates], image_scores[candidates],
+                                       iou_thr)
+            indices.append(candidates[keep[:max_output]])
+            images.append(torch.full_like(indices[-1], image))
+        if not indices:
+            empty = torch.zeros(0, dtype=torch.int64, device=boxes.device)
+            return empty, empty.clone()
+        return torch.cat(images), torch.cat(indices)
 
     @staticmethod
     def symbolic(g, boxes, scores, iou_thr, score_thr, max_output):
-        axis0 = _const(g, torch.tensor([0], dtype=torch.int64))
-        boxes3 = g.op('Unsqueeze', boxes, axis0)                              # [1, N, 4]
-        scores3 = g.op('Unsqueeze', scores, _const(g, torch.tensor([0, 1])))  # [1, 1, N]
-        selected = g.op('NonMaxSuppression', boxes3, scores3,
+        scores3 = g.op('Unsqueeze', scores, _const(g, torch.tensor([1])))   # [N, 1, M]
+        selected = g.op('NonMaxSuppression', boxes, scores3,
                         _const(g, torch.tensor([max_output], dtype=torch.int64)),
                         _const(g, torch.tensor([iou_thr], dtype=torch.float32)),
                         _const(g, torch.tensor([score_thr], dtype=torch.float32)),
-                        center_point_box_i=0)                                 # [K, 3]
-        box_index = g.op('Gather', selected, _const(g, torch.tensor(2, dtype=torch.int64)),
-                         axis_i=1)                                            # [K]
-        return box_index
+                        center_point_box_i=0)                               # [K, 3]
+
+        def column(i):
+            return g.op('Gather', selected, _const(g, torch.tensor(i, dtype=torch.int64)),
+                        axis_i=1)                                           # [K]
+        return column(0), column(2)
 
 
 def nms_indices(boxes: Tensor, scores: Tensor, iou_thr: float, score_thr: float,
-                max_output: int) -> Tensor:
-    """Indices of the boxes kept by NMS, best first (exports as ONNX NonMaxSuppression)."""
+                max_output: int):
+    """``(image, index)`` of the boxes [N, M, 4] kept by NMS per image, best first within an
+    image (exports as one ONNX NonMaxSuppression)."""
     return NonMaxSuppressionFunction.apply(boxes, scores, float(iou_thr), float(score_thr),
                                            int(max_output))

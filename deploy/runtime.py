@@ -22,6 +22,7 @@ from .export_record import seg_head_settings
 from .model_loading import init_scope
 from .op_spec import is_library_node
 from .runtime_lite import create_session as _create_session
+from .runtime_lite import valid_size_feed
 
 
 class OnnxRuntimeError(RuntimeError):
@@ -75,9 +76,11 @@ class _OnnxModel:
         self.output_names = [o.name for o in self.session.get_outputs()]
         shape = inputs[0].shape
         if len(shape) != 4 or not all(isinstance(d, int) for d in shape[2:]):
-            raise OnnxRuntimeError(f'{path}: first input must be [1, C, H, W] with a fixed H, W; '
+            raise OnnxRuntimeError(f'{path}: first input must be [N, C, H, W] with a fixed H, W; '
                                    f'got {shape}')
         self.export_hw = (int(shape[2]), int(shape[3]))
+        # a detector's img_shape: [N, 2], or [2] in exports that take one image
+        self.valid_size_rank = len(inputs[1].shape) if len(inputs) > 1 else 0
 
     def pad_to_export_shape(self, img: torch.Tensor, valid_hw: Sequence[int]) -> np.ndarray:
         """Zero-pad a normalised [C, h, w] image (bottom/right, as mmdet/mmseg pad) to H, W."""
@@ -94,7 +97,8 @@ class _OnnxModel:
 
 
 class OnnxDetector(_OnnxModel):
-    """Exported detector (outputs ``dets``, ``labels``)."""
+    """Exported detector (outputs ``dets``, ``labels`` and, for any batch size,
+    ``batch_indices``); runs one image at a time, as mmdet's test loop feeds them."""
 
     def predict(self, inputs: torch.Tensor, data_samples: List) -> List:
         from mmengine.structures import InstanceData
@@ -103,7 +107,7 @@ class OnnxDetector(_OnnxModel):
             h, w = sample.metainfo['img_shape'][:2]
             feeds = {self.input_names[0]: self.pad_to_export_shape(img, (h, w))}
             if len(self.input_names) > 1:
-                feeds[self.input_names[1]] = np.array([h, w], dtype=np.float32)
+                feeds[self.input_names[1]] = valid_size_feed([(h, w)], self.valid_size_rank)
             outs = dict(zip(self.output_names, self.session.run(None, feeds)))
             dets = torch.from_numpy(np.asarray(outs['dets'], dtype=np.float32)).reshape(-1, 5)
             pred = InstanceData()

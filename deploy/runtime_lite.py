@@ -303,16 +303,28 @@ class Model:
         self.classes = tuple(self.record.get('classes') or ())
 
     def __call__(self, image):
-        img = read_image(image) if isinstance(image, str) else _as_rgb(image)
-        x, valid_hw, scale = self.preprocess(img)
-        feeds = {self.inputs[0].name: x}
-        if len(self.inputs) > 1:  # detectors: the valid size inside the padding, [2] or [N, 2]
-            valid = np.array(valid_hw, np.float32)
-            feeds[self.inputs[1].name] = valid if len(self.inputs[1].shape) == 1 else valid[None]
-        outs = dict(zip(self.output_names, self.session.run(None, feeds)))
-        if 'dets' in outs:
-            return self._detections(outs, scale)
-        return self._segmentation(outs, valid_hw, img.shape[:2])
+        """The result for one image (an RGB uint8 ``[H, W, 3]`` array or a path)."""
+        return self.predict([image])[0]
+
+    def predict(self, images: Sequence) -> list:
+        """Results for several images, run as one batch when the export takes any batch size
+        (each image gets what it gets alone), else one by one."""
+        images = [read_image(i) if isinstance(i, str) else _as_rgb(i) for i in images]
+        prepared = [self.preprocess(img) for img in images]
+        fixed = self.inputs[0].shape[0]
+        step = fixed if isinstance(fixed, int) and fixed > 0 else max(len(prepared), 1)
+        results = []
+        for start in range(0, len(prepared), step):
+            chunk = prepared[start:start + step]
+            feeds = {self.inputs[0].name: np.concatenate([x for x, _, _ in chunk])}
+            if len(self.inputs) > 1:  # detectors: each image's valid size inside the padding
+                feeds[self.inputs[1].name] = valid_size_feed(
+                    [valid for _, valid, _ in chunk], len(self.inputs[1].shape))
+            outs = dict(zip(self.output_names, self.session.run(None, feeds)))
+            for row, (img, (_, valid_hw, scale)) in enumerate(zip(images[start:], chunk)):
+                results.append(self._detections(outs, row, scale) if 'dets' in outs else
+                               self._segmentation(outs, row, valid_hw, img.shape[:2]))
+        return results
 
     def preprocess(self, img: np.ndarray):
         """``(input [1, 3, H, W], valid (h, w), (w_scale, h_scale))`` as the test pipeline and
@@ -337,16 +349,19 @@ class Model:
         padded[0, :, :new_h, :new_w] = x.transpose(2, 0, 1)
         return padded, (new_h, new_w), (new_w / w, new_h / h)
 
-    def _detections(self, outs: dict, scale) -> Detections:
+    def _detections(self, outs: dict, row: int, scale) -> Detections:
         dets = np.asarray(outs['dets'], np.float32).reshape(-1, 5)
+        labels = np.asarray(outs['labels']).reshape(-1)
+        if 'batch_indices' in outs:
+            mine = np.asarray(outs['batch_indices']).reshape(-1) == row
+            dets, labels = dets[mine], labels[mine]
         w_scale, h_scale = scale
         boxes = dets[:, :4] / np.array([w_scale, h_scale, w_scale, h_scale], np.float32)
-        return Detections(boxes, dets[:, 4].copy(), np.asarray(outs['labels']).reshape(-1),
-                          self.classes)
+        return Detections(boxes, dets[:, 4].copy(), labels, self.classes)
 
-    def _segmentation(self, outs: dict, valid_hw, image_hw) -> Segmentation:
+    def _segmentation(self, outs: dict, row: int, valid_hw, image_hw) -> Segmentation:
         h, w = valid_hw
-        logits = np.asarray(outs['seg_logits'], np.float32)[0, :, :h, :w]
+        logits = np.asarray(outs['seg_logits'], np.float32)[row, :, :h, :w]
         logits = resize_bilinear(logits.transpose(1, 2, 0), image_hw[0], image_hw[1],
                                  self.record.get('align_corners', False))
         logits = logits.transpose(2, 0, 1)
@@ -356,6 +371,17 @@ class Model:
             logits = 1.0 / (1.0 + np.exp(-logits))
             labels = (logits[0] > self.record.get('threshold', 0.3)).astype(np.int64)
         return Segmentation(labels, logits, self.classes)
+
+
+def valid_size_feed(valid_hw: Sequence[Sequence[int]], rank: int) -> np.ndarray:
+    """A detector's ``img_shape`` input for images with these valid (h, w): ``[N, 2]``, or
+    ``[2]`` for one image of an export that takes one (``rank`` 1)."""
+    rows = np.array(valid_hw, np.float32).reshape(-1, 2)
+    if rank == 1:
+        if len(rows) != 1:
+            raise PipelineError(f'this export takes one image, got {len(rows)}')
+        return rows[0]
+    return rows
 
 
 # ---- command line ----

@@ -13,7 +13,7 @@ from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
-from test_export_detectors import assert_top_k_match_predict
+from test_export_detectors import assert_batch_gives_single_results, assert_top_k_match_predict
 from torch import nn
 
 import bnn_tasks  # noqa: F401
@@ -59,7 +59,7 @@ def _input_with_margin(model, size, tries=8):
     for seed in range(tries):
         img = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(seed))
         wrapper = build_export_wrapper(model, img)[0]
-        margin = binary_input_margin(wrapper, (img, torch.tensor([float(size)] * 2)))
+        margin = binary_input_margin(wrapper, (img, torch.tensor([[float(size)] * 2])))
         if margin > best_margin:
             best, best_margin = img, margin
     return best
@@ -121,8 +121,10 @@ def test_bnh_config_trains_one_step_exports_and_matches_mmdet(name, tiny_digits,
     # BN after a binary conv (backbone, head towers, RoI fcs) is folded into the node
     assert not [n for n in graph.graph.node if n.op_type == 'BatchNormalization']
 
-    dets, labels = create_session(result.path).run(None, result.feeds())
+    dets, labels, _ = create_session(result.path).run(None, result.feeds())
     assert_top_k_match_predict(dets, labels, model, img)
+    # binary convs over RoIs (rows follow the data, not the batch) in a batch of images
+    assert_batch_gives_single_results(result.path, result.feeds()['input'], size)
 
     if name.startswith('faster-rcnn'):  # BiDet's point: the file shrinks >= 10x
         float_twin = export_model(model, str(tmp_path / 'float.onnx'), (size, size), 'float',

@@ -96,13 +96,14 @@ def test_detector_export_matches_mmdet_predict(tmp_path, rel, size, init):
     result = export_model(model, str(tmp_path / 'det.onnx'), (size, size), 'binary',
                           example_input=img)
     assert result.num_binary_nodes == len(result.binary_layers) > 0
-    dets, labels = create_session(result.path).run(None, result.feeds())
+    dets, labels, batch_indices = create_session(result.path).run(None, result.feeds())
     assert dets.ndim == 2 and dets.shape[1] == 5 and labels.shape == (dets.shape[0],)
-    assert labels.dtype == np.int64
+    assert labels.dtype == batch_indices.dtype == np.int64 and not batch_indices.any()
 
     assert_top_k_match_predict(dets, labels, model, img)
     assert np.all(np.diff(dets[:, 4]) <= 1e-6), 'detections must come best first'
     assert (dets[:, :4] >= 0).all() and (dets[:, [0, 2]] <= size).all()
+    assert_batch_gives_single_results(result.path, result.feeds()['input'], size)
 
     if 'faster-rcnn' in rel:  # size: the bit-packed detector against its float twin
         float_twin = export_model(model, str(tmp_path / 'float.onnx'), (size, size), 'float',
@@ -113,6 +114,28 @@ def test_detector_export_matches_mmdet_predict(tmp_path, rel, size, init):
         print(f'Faster R-CNN Bi-Real-18: float {float_twin.size / 2**20:.1f} MiB, bit-packed '
               f'{result.size / 2**20:.1f} MiB, ratio {ratio:.1f}x')
         assert ratio > 2
+        # the float graph pools RoIs with ONNX RoiAlign (batch indices from the proposals)
+        assert_batch_gives_single_results(float_twin.path, float_twin.feeds()['input'], size)
+
+
+def assert_batch_gives_single_results(path, first_image, size):
+    """N = 2, 3 images in one run give each image's N = 1 detections, grouped by image."""
+    session = create_session(path)
+    images = np.concatenate([first_image, np.random.default_rng(1).standard_normal(
+        (2, 3, size, size)).astype(np.float32)])
+    # each image its own valid size: boxes are clipped per image
+    valid = np.array([[size, size], [size - 8, size], [size, size - 24]], np.float32)
+    singles = [session.run(None, {'input': images[i:i + 1], 'img_shape': valid[i:i + 1]})
+               for i in range(3)]
+    assert all(len(s[0]) for s in singles)
+    for n in (2, 3):
+        dets, labels, batch_indices = session.run(None, {'input': images[:n],
+                                                         'img_shape': valid[:n]})
+        assert np.all(np.diff(batch_indices) >= 0), 'rows must be grouped by image'
+        for i in range(n):
+            mine = batch_indices == i
+            np.testing.assert_array_equal(dets[mine], singles[i][0])
+            np.testing.assert_array_equal(labels[mine], singles[i][1])
 
 
 def test_fcn_export_matches_mmseg_predict(tmp_path):
@@ -147,12 +170,19 @@ def test_fcn_export_matches_mmseg_predict(tmp_path):
             np.testing.assert_array_equal(batched[1][i:i + 1], singles[i][1])
 
 
-def test_detectors_export_for_one_image(tmp_path):
+def test_detector_batch_dimension_is_dynamic_unless_fixed(tmp_path):
     model = _detector('bireal/retinanet_bireal18_fpn_digits.py', init_weights=False)
-    with pytest.raises(ValueError, match='one image'):
-        export_model(model, str(tmp_path / 'det.onnx'), (64, 64), 'binary', dynamic_batch=True)
-    graph = onnx.load(export_model(model, str(tmp_path / 'det.onnx'), (64, 64), 'binary').path)
-    assert graph.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1
+    for dynamic, first_dim in ((True, 'batch'), (False, 1)):
+        path = export_model(model, str(tmp_path / 'det.onnx'), (64, 64), 'binary',
+                            dynamic_batch=dynamic).path
+        inputs = onnx.load(path).graph.input
+        dims = [i.type.tensor_type.shape.dim[0] for i in inputs]
+        assert [i.name for i in inputs] == ['input', 'img_shape']
+        assert all((d.dim_param or d.dim_value) == first_dim for d in dims)
+    session = create_session(path)  # fixed: a second image is refused by ONNX Runtime
+    with pytest.raises(Exception, match='input'):
+        session.run(None, {'input': np.zeros((2, 3, 64, 64), np.float32),
+                           'img_shape': np.full((2, 2), 64, np.float32)})
 
 
 def test_deploy_cli_exports_verifies_and_writes_json(tmp_path):

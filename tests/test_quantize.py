@@ -39,8 +39,11 @@ def test_int8_bit_packed_model_keeps_binary_nodes_and_their_float_inputs(tmp_pat
     read |= {o.name for o in quantized.graph.output}
     assert all(any(o in read for o in n.output) for n in quantized.graph.node)
 
+    # int8 rounding flips a few signs ahead of each binary conv, and with random weights the
+    # flips compound stage by stage (measured 0.98 / 0.93-0.96 / 0.92-0.95 / 0.90-0.94 over
+    # seeds and CPUs); a miswired node would give ~0 from its stage on
     feed = {'input': rng.standard_normal((1, 3, SIZE, SIZE)).astype(np.float32)}
-    for ref, act in zip(create_session(path).run(None, feed),
-                        create_session(int8_path).run(None, feed)):
+    outputs = zip(create_session(path).run(None, feed), create_session(int8_path).run(None, feed))
+    for stage, (ref, act) in enumerate(outputs):
         assert ref.shape == act.shape
-        assert np.corrcoef(ref.ravel(), act.ravel())[0, 1] > 0.9
+        assert np.corrcoef(ref.ravel(), act.ravel())[0, 1] > (0.95 if stage == 0 else 0.75)

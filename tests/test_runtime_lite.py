@@ -151,9 +151,22 @@ def test_lite_detector_resizes_and_rescales_as_the_test_pipeline(tiny_digits, tm
     image = _png_of_first_image(tiny_digits, tmp_path)
     reference = _full_runner(cfg, path, image).pred_instances
     assert reference.bboxes.numel() > 0
-    result = runtime_lite.Model(path)(image)
+    model = runtime_lite.Model(path)
+    result = model(image)
     np.testing.assert_allclose(result.boxes, reference.bboxes.numpy(), atol=1e-4)
     np.testing.assert_array_equal(result.labels, reference.labels.numpy())
+    assert_batch_gives_single_results(model, image)
+
+
+def assert_batch_gives_single_results(model, image):
+    """``Model.predict`` on images of three sizes (one ONNX Runtime run) gives each image's
+    own result."""
+    img = runtime_lite.read_image(image)
+    images = [img, img[:72, :60], np.ascontiguousarray(img[::-1])]
+    for together, alone in zip(model.predict(images), map(model, images)):
+        assert type(together) is type(alone)
+        for field in together._fields:
+            np.testing.assert_array_equal(getattr(together, field), getattr(alone, field))
 
 
 def test_lite_segmentor_matches_the_full_runner(tiny_digits, tmp_path):
@@ -161,10 +174,12 @@ def test_lite_segmentor_matches_the_full_runner(tiny_digits, tmp_path):
     path = _exported(cfg, tmp_path, 128, 'segmentation')
     image = _png_of_first_image(tiny_digits, tmp_path)
     reference = _full_runner(cfg, path, image)
-    result = runtime_lite.Model(path)(image)
+    model = runtime_lite.Model(path)
+    result = model(image)
     assert result.labels.shape == (96, 96)
     np.testing.assert_allclose(result.logits, reference.seg_logits.data.numpy(), atol=1e-4)
     assert (result.labels == reference.pred_sem_seg.data[0].numpy()).mean() >= 0.999
+    assert_batch_gives_single_results(model, image)
 
 
 def test_model_without_a_pipeline_record_is_a_clear_error(tmp_path):
