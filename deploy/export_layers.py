@@ -73,7 +73,9 @@ class _ExportConvBase(nn.Module):
     once per FPN level gets one export module per call, see :class:`PerCallBinaryConv`).
     ``image_batch`` is the traced image batch; a conv that sees another row count (one row per
     RoI) gets a data-dependent dim 0 in the graph, as do the dims a layer lists in its
-    ``data_dependent_dims`` attribute (``BinaryFCBBoxHead``: one pixel per RoI in dim 2).
+    ``data_dependent_dims`` attribute (``BinaryFCBBoxHead``: one pixel per RoI in dim 2, and a
+    dim 0 of 1 that is not the image batch). Only a dim 0 with a size becomes the graph's
+    symbolic batch in a dynamic-batch export (``graph_fusion.name_batch_dims``).
     """
 
     def __init__(self, name: str, conv: BinaryConv2d, in_shapes: Sequence[Sequence[int]],

@@ -5,8 +5,11 @@ activations calibrated on real images).
   and run by plain ONNX Runtime.
 * Bit-packed models: their float remainder (stem, shortcuts, neck and head convs, fcs) in int8
   around the binary nodes, as Larq Compute Engine runs int8 layers beside its binary ones. The
-  library's nodes keep their float inputs: a binary conv binarizes what the float graph gave it,
-  not a quantized copy, so its signs do not change.
+  binary convs keep their float inputs: a binary conv binarizes what the float graph gave it,
+  not a quantized copy, so its signs do not change. The library's other op
+  (``MultiLevelRoiAlign``) reads the int8 features as any RoiAlign would: keeping its inputs
+  float would leave the FPN convs that feed it in fp32 (ONNX Runtime fuses a conv into int8
+  only when its output is quantized), and they are the largest float convs of a detector.
 """
 import contextlib
 import logging
@@ -16,7 +19,7 @@ from typing import Dict, Iterable, Sequence
 import numpy as np
 import onnx
 
-from .op_spec import is_library_node
+from .op_spec import is_binary_conv, is_library_node
 
 # The compute ops. Post-processing (TopK, NMS, RoiAlign, box arithmetic) stays float: quantizing
 # the tensors around it would change the boxes, and thereby the work NMS does.
@@ -77,14 +80,14 @@ def declare_library_output_types(model: onnx.ModelProto) -> None:
                         onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
 
 
-def keep_float_inputs_of_library_nodes(model: onnx.ModelProto) -> int:
-    """Feed every library node the float tensor a QuantizeLinear -> DequantizeLinear pair was
+def keep_float_inputs_of_binary_convs(model: onnx.ModelProto) -> int:
+    """Feed every binary conv the float tensor a QuantizeLinear -> DequantizeLinear pair was
     inserted on (the quantizer rewires all consumers of a tensor it quantizes), then drop the
     pairs nothing reads any more. Returns the number of inputs restored."""
     producers = {out: node for node in model.graph.node for out in node.output}
     restored = 0
     for node in model.graph.node:
-        if not is_library_node(node):
+        if not is_binary_conv(node):
             continue
         for i, name in enumerate(node.input):
             dq = producers.get(name)
@@ -115,7 +118,7 @@ def quantize_int8(float_path: str, out_path: str, calibration: Sequence[Dict[str
     """Write ``out_path``: the float ops of ``float_path`` statically quantized to int8,
     calibrated (min/max) on the input dicts ``calibration``. Activations uint8, weights int8 per
     channel (U8S8, the fast path of ONNX Runtime's x86 kernels). A bit-packed model keeps its
-    library nodes, with their float inputs (module docstring)."""
+    library nodes, the binary convs with their float inputs (module docstring)."""
     from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
     if not calibration:
@@ -142,7 +145,7 @@ def quantize_int8(float_path: str, out_path: str, calibration: Sequence[Dict[str
             os.remove(float_path)
     model = onnx.load(out_path)
     if with_library:
-        keep_float_inputs_of_library_nodes(model)
+        keep_float_inputs_of_binary_convs(model)
     if not model.metadata_props and source.metadata_props:  # the recorded test pipeline
         model.metadata_props.extend(source.metadata_props)
     onnx.save(model, out_path)

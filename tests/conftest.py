@@ -19,13 +19,14 @@ warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 
 def load_tool(name: str):
-    """Import ``tools/<name>.py`` by path under a private name.
+    """Import ``tools/<name>.py`` (``name`` may be ``analysis_tools/get_flops``) by path under a
+    private name.
 
     Putting ``tools/`` on ``sys.path`` would make ``import deploy``/``import test`` ambiguous
     (the repository's ``deploy/`` folder, the stdlib ``test`` package).
     """
     import importlib.util
-    module_name = f'bnn_tasks_tool_{name}'
+    module_name = 'bnn_tasks_tool_' + name.replace('/', '_')
     if module_name in sys.modules:
         return sys.modules[module_name]
     spec = importlib.util.spec_from_file_location(module_name,
@@ -34,6 +35,39 @@ def load_tool(name: str):
     sys.modules[module_name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def run_tool_in_process(name: str, args) -> 'subprocess.CompletedProcess':
+    """``python tools/<name>.py ARGS`` run from the repository in this process, as its
+    ``__main__`` runs it (``bnn_tasks.cli.run_tool``: user errors are one line and exit code 2;
+    argparse errors exit 2): the exit code and what it printed.
+
+    A tool's subprocess spends ~8 s importing torch and OpenMMLab; each tool keeps one test
+    that runs it as a real subprocess.
+    """
+    import contextlib
+    import io
+    import subprocess
+    from bnn_tasks.cli import run_tool
+    main = load_tool(name).main
+    returned = []
+
+    def call(argv):  # tools whose main returns their exit code
+        returned.append(main(argv))
+    out, err = io.StringIO(), io.StringIO()
+    cwd = os.getcwd()
+    try:
+        os.chdir(REPO)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = run_tool(call, [str(a) for a in args])
+            except SystemExit as exit_:
+                code = exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        os.chdir(cwd)
+    if code == 0 and returned and isinstance(returned[0], int):
+        code = returned[0]
+    return subprocess.CompletedProcess([name] + list(args), code, out.getvalue(), err.getvalue())
 
 
 def make_tiny_digits(out, num_train=6, num_val=4, size=TINY_SIZE, seed=0):

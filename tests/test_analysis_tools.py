@@ -12,7 +12,8 @@ import subprocess
 
 import pytest
 import torch
-from conftest import PYTHON, REPO, digits_overrides, options_to_cli, tool_env
+from conftest import (PYTHON, REPO, digits_overrides, options_to_cli, run_tool_in_process,
+                      tool_env)
 from mmengine.config import Config
 from torch import nn
 
@@ -37,9 +38,13 @@ BIREAL18_BOPS = sum(STAGE_MACS)                                  # 1,676,279,808
 BIREAL18_FLOPS = STEM_MACS + SHORTCUT_MACS                       # 137,281,536
 
 
-def run_cli(args, timeout=600):
-    return subprocess.run([PYTHON] + args, capture_output=True, text=True, env=tool_env(),
-                          cwd=REPO, timeout=timeout)
+def run_cli(args, subprocess_run=False):
+    """``python tools/analysis_tools/X.py ARGS``: in this process, or (one case per tool, for
+    the ``__main__`` path and its exit code) as a real subprocess."""
+    if subprocess_run:
+        return subprocess.run([PYTHON] + args, capture_output=True, text=True, env=tool_env(),
+                              cwd=REPO, timeout=600)
+    return run_tool_in_process(args[0][len('tools/'):-len('.py')], args[1:])
 
 
 # ------------------------------------------------------------------- counts by hand
@@ -162,7 +167,8 @@ def test_get_flops_cli_on_a_config_and_an_onnx_file(tmp_path):
     assert groups['backbone']['bops'] > 0 and groups['neck']['bops'] == 0
     assert groups['roi_head']['flops'] > 0 and groups['rpn_head']['flops'] > 0
 
-    missing = run_cli(['tools/analysis_tools/get_flops.py', 'configs/nope.py'])
+    missing = run_cli(['tools/analysis_tools/get_flops.py', 'configs/nope.py'],
+                      subprocess_run=True)
     assert missing.returncode == 2 and missing.stderr.strip().startswith('error:')
 
 
@@ -220,7 +226,7 @@ def test_plot_curve_and_cal_train_time_cli(train_log, tmp_path):
     assert timing.returncode == 0, timing.stderr
     assert 'average iter time' in timing.stdout
     bad = run_cli(['tools/analysis_tools/analyze_logs.py', 'plot_curve', train_log, '--keys',
-                   'nope', '--out', str(tmp_path / 'x.png')])
+                   'nope', '--out', str(tmp_path / 'x.png')], subprocess_run=True)
     assert bad.returncode == 2 and 'no key' in bad.stderr
 
 
@@ -282,5 +288,5 @@ def test_browse_dataset_segmentation_draws_masks(tiny_digits, tmp_path):
 def test_browse_dataset_missing_data_is_named(tmp_path):
     run = run_cli(['tools/analysis_tools/browse_dataset.py', DET, '--output-dir',
                    str(tmp_path), '--cfg-options',
-                   f'train_dataloader.dataset.data_root={tmp_path}/none/'])
+                   f'train_dataloader.dataset.data_root={tmp_path}/none/'], subprocess_run=True)
     assert run.returncode == 2 and run.stderr.startswith('error:')

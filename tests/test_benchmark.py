@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from conftest import REPO, digits_overrides, load_tool, options_to_cli
+from conftest import REPO, digits_overrides, load_tool, options_to_cli, run_tool_in_process
 
 
 def test_quick_benchmark_outputs(tmp_path):
@@ -117,10 +117,9 @@ def test_detector_mode_names_a_missing_checkpoint(tiny_digits, tmp_path):
     config = os.path.join(REPO, 'configs/bireal/faster-rcnn_bireal18_fpn_digits.py')
     options = options_to_cli(digits_overrides(Config.fromfile(config), tiny_digits))
     missing = str(tmp_path / 'nowhere.pth')
-    proc = subprocess.run([sys.executable, os.path.join(REPO, 'tools', 'benchmark.py'),
-                           '--detector', config, missing, '--quick', '--threads', '1',
-                           '--out-dir', str(tmp_path / 'out'), '--cfg-options', *options],
-                          capture_output=True, text=True, timeout=600, cwd=REPO)
+    proc = run_tool_in_process('benchmark', ['--detector', config, missing, '--quick',
+                                             '--threads', '1', '--out-dir', str(tmp_path / 'out'),
+                                             '--cfg-options', *options])
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert 'Traceback' not in proc.stderr
     assert f"checkpoint '{missing}' does not exist" in proc.stderr

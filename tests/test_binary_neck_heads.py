@@ -120,6 +120,12 @@ def test_bnh_config_trains_one_step_exports_and_matches_mmdet(name, tiny_digits,
     assert set(result.binary_layers) == {f'detector.{n}' for n in _binary_names(model)}
     # BN after a binary conv (backbone, head towers, RoI fcs) is folded into the node
     assert not [n for n in graph.graph.node if n.op_type == 'BatchNormalization']
+    # dim 0 is the image batch for convs over images, not for the RoI fcs (one image of RoIs)
+    dims = {vi.name: vi.type.tensor_type.shape.dim for vi in graph.graph.value_info}
+    for node in binary_nodes:
+        over_rois = 'binary_fcs' in node.name
+        assert (dims[node.output[0]][0].dim_param == 'batch') != over_rois, node.name
+    assert any('binary_fcs' in n.name for n in binary_nodes) == name.startswith('faster-rcnn')
 
     dets, labels, _ = create_session(result.path).run(None, result.feeds())
     assert_top_k_match_predict(dets, labels, model, img)

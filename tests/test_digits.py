@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 import cv2
 import numpy as np
 import pytest
-from conftest import PYTHON, REPO, make_tiny_digits, tool_env
+from conftest import PYTHON, REPO, make_tiny_digits, run_tool_in_process, tool_env
 
 from bnn_tasks.datasets.digits import (DigitsSpec, load_digit_bank, make_digits_dataset,
                                        split_sample_indices)
@@ -118,9 +118,8 @@ def test_layout_split_files_and_no_duplicate_images(tiny_digits):
 
 def test_cli_writes_dataset_and_rejects_bad_sizes(tmp_path):
     out = tmp_path / 'd'
-    run = subprocess.run([PYTHON, osp.join(REPO, 'tools', 'make_digits_dataset.py'), '--out',
-                          str(out), '--num-train', '2', '--num-val', '1', '--size', '64'],
-                         capture_output=True, text=True, env=tool_env(), timeout=120)
+    run = run_tool_in_process('make_digits_dataset', ['--out', str(out), '--num-train', '2',
+                                                      '--num-val', '1', '--size', '64'])
     assert run.returncode == 0, run.stderr
     assert len(_load(str(out), 'train')['images']) == 2
     bad = subprocess.run([PYTHON, osp.join(REPO, 'tools', 'make_digits_dataset.py'), '--out',

@@ -6,7 +6,8 @@ import json
 import os.path as osp
 import subprocess
 
-from conftest import PYTHON, REPO, digits_overrides, load_tool, options_to_cli, tool_env
+from conftest import (PYTHON, REPO, digits_overrides, load_tool, options_to_cli,
+                      run_tool_in_process, tool_env)
 
 
 def run_main_job(*args):
@@ -57,6 +58,7 @@ def test_main_job_trains_by_the_recipe_exports_and_scores_both_backends(tiny_dig
 
 
 def test_main_job_names_a_missing_config(tmp_path):
-    proc = run_main_job('--config', 'configs/nope.py', '--work-dir', str(tmp_path))
+    proc = run_tool_in_process('main_job', ['--config', 'configs/nope.py', '--work-dir',
+                                            str(tmp_path)])
     assert proc.returncode == 2
     assert "'configs/nope.py' does not exist" in proc.stderr

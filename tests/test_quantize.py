@@ -1,6 +1,7 @@
 """int8 static quantization (``deploy/quantize.py``) of a bit-packed model: its float remainder
-goes int8, its binary nodes stay and keep their float inputs, and the model still computes
-the same features up to int8 rounding."""
+goes int8, its binary convs stay and keep their float inputs, and the model still computes
+the same features up to int8 rounding (the RoI op of a detector reads int8 features:
+tests/test_runtime_eval.py)."""
 import numpy as np
 import onnx
 

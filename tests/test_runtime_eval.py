@@ -167,8 +167,8 @@ def test_deploy_int8_export_is_scored_by_tools_test(tiny_digits, tmp_path):
 
     import onnx
 
-    from bnn_tasks.deploy.op_spec import is_binary_conv
-    from conftest import options_to_cli, tool_env
+    from bnn_tasks.deploy.op_spec import ROI_ALIGN_OP_TYPE, is_binary_conv
+    from conftest import options_to_cli, run_tool_in_process, tool_env
     rel = 'bireal/faster-rcnn_bireal18_fpn_digits.py'
     config = osp.join(REPO, 'configs', rel)
     opts = options_to_cli(digits_overrides(Config.fromfile(config), tiny_digits, size=SIZE))
@@ -176,10 +176,8 @@ def test_deploy_int8_export_is_scored_by_tools_test(tiny_digits, tmp_path):
     checkpoint = str(tmp_path / 'model.pth')
     torch.save({'state_dict': model.state_dict()}, checkpoint)
     out = tmp_path / 'deploy'
-    proc = subprocess.run([sys.executable, osp.join(REPO, 'tools', 'deploy.py'), config,
-                           checkpoint, '--out', str(out), '--int8', '2', '--no-verify',
-                           '--cfg-options', *opts],
-                          capture_output=True, text=True, env=tool_env(), timeout=600)
+    proc = run_tool_in_process('deploy', [config, checkpoint, '--out', str(out), '--int8', '2',
+                                          '--no-verify', '--cfg-options', *opts])
     assert proc.returncode == 0, proc.stderr[-3000:]
     name = 'faster-rcnn_bireal18_fpn_digits'
     report = json.loads((out / f'{name}.json').read_text())
@@ -190,6 +188,10 @@ def test_deploy_int8_export_is_scored_by_tools_test(tiny_digits, tmp_path):
     assert sum(map(is_binary_conv, graph.graph.node)) == \
         report['exports']['binary']['binary_conv_nodes'] > 0
     assert any(n.op_type == 'DequantizeLinear' for n in graph.graph.node)
+    # the RoI op reads the FPN's features through Q/DQ, so the FPN convs run in int8
+    producers = {o: n.op_type for n in graph.graph.node for o in n.output}
+    (roi,) = [n for n in graph.graph.node if n.op_type == ROI_ALIGN_OP_TYPE]
+    assert all(producers[name] == 'DequantizeLinear' for name in roi.input[1:])
     proc = subprocess.run([sys.executable, osp.join(REPO, 'tools', 'test.py'), config,
                            int8['path'], '--work-dir', str(tmp_path / 'work'),
                            '--cfg-options', *opts],

@@ -74,8 +74,9 @@ class BinaryFCBBoxHead(ConvFCBBoxHead):
         for _ in range(num_binary_fcs):
             conv = build_conv_layer(dict(conv_cfg, binarize_pointwise=True), in_channels,
                                     fc_out_channels, 1, bias=False)
-            # dim 2 holds one pixel per RoI: its size follows the data (read by the export)
-            conv.data_dependent_dims = (2,)
+            # dim 2 holds one pixel per RoI (its size follows the data) and dim 0 is one image
+            # of all RoIs whatever the image batch: the export gives neither a fixed or batch size
+            conv.data_dependent_dims = (0, 2)
             layers += [conv, build_norm_layer(norm_cfg, fc_out_channels)[1],
                        build_activation_layer(act_cfg)]
             in_channels = fc_out_channels

@@ -46,84 +46,40 @@ struct Kernel {
   bool weights_constant = false;
 };
 
+const std::string& conv_op_name() {
+  static const std::string name = std::string(bnn::kOpDomain) + "::" + bnn::kOpType;
+  return name;
+}
+
 OrtStatus* error(const ConvAttributes* attrs, const std::string& message) {
-  std::string text = "bnn_tasks::BinaryConv2d";
-  if (attrs != nullptr && !attrs->node_name.empty()) text += " (node '" + attrs->node_name + "')";
-  text += ": " + message;
-  return g_api->CreateStatus(ORT_INVALID_ARGUMENT, text.c_str());
-}
-
-// Prefix an error status from the runtime with our context.
-OrtStatus* wrap(OrtStatus* status, const ConvAttributes* attrs, const std::string& what) {
-  if (status == nullptr) return nullptr;
-  std::string detail = g_api->GetErrorMessage(status);
-  g_api->ReleaseStatus(status);
-  return error(attrs, what + ": " + detail);
-}
-
-OrtStatus* read_int(const OrtKernelInfo* info, const ConvAttributes& a, const char* name,
-                    int64_t* out) {
-  return wrap(g_api->KernelInfoGetAttribute_int64(info, name, out), &a,
-              std::string("missing or invalid int attribute '") + name + "'");
-}
-
-OrtStatus* read_ints(const OrtKernelInfo* info, const ConvAttributes& a, const char* name,
-                     size_t expected, int64_t* out) {
-  size_t size = 0;
-  RETURN_IF_STATUS(wrap(g_api->KernelInfoGetAttributeArray_int64(info, name, nullptr, &size), &a,
-                        std::string("missing or invalid ints attribute '") + name + "'"));
-  if (size != expected)
-    return error(&a, std::string("attribute '") + name + "' must have " + std::to_string(expected) +
-                         " values, got " + std::to_string(size));
-  return wrap(g_api->KernelInfoGetAttributeArray_int64(info, name, out, &size), &a,
-              std::string("cannot read attribute '") + name + "'");
-}
-
-OrtStatus* read_string(const OrtKernelInfo* info, const ConvAttributes& a, const char* name,
-                       std::string* out) {
-  size_t size = 0;
-  RETURN_IF_STATUS(wrap(g_api->KernelInfoGetAttribute_string(info, name, nullptr, &size), &a,
-                        std::string("missing or invalid string attribute '") + name + "'"));
-  std::vector<char> buffer(size + 1, '\0');
-  RETURN_IF_STATUS(wrap(g_api->KernelInfoGetAttribute_string(info, name, buffer.data(), &size), &a,
-                        std::string("cannot read attribute '") + name + "'"));
-  *out = std::string(buffer.data());
-  return nullptr;
-}
-
-OrtStatus* check_range(const ConvAttributes& a, const char* name, int64_t value, int64_t lowest) {
-  if (value < lowest || value > bnn::kMaxAttributeValue)
-    return error(&a, std::string("attribute '") + name + "' must be in [" + std::to_string(lowest) +
-                         ", " + std::to_string(bnn::kMaxAttributeValue) + "], got " +
-                         std::to_string(value));
-  return nullptr;
+  return bnn::ort::op_error(conv_op_name(), attrs != nullptr ? attrs->node_name : "", message);
 }
 
 OrtStatus* parse_attributes(const OrtKernelInfo* info, ConvAttributes* a) {
   a->node_name = bnn::ort::node_name(info);
-  RETURN_IF_STATUS(read_int(info, *a, "in_channels", &a->in_channels));
-  RETURN_IF_STATUS(read_int(info, *a, "out_channels", &a->out_channels));
+  const bnn::ort::AttributeReader read(info, conv_op_name(), a->node_name);
+  constexpr int64_t kMax = bnn::kMaxAttributeValue;
+  RETURN_IF_STATUS(read.int64_in("in_channels", 1, kMax, &a->in_channels));
+  RETURN_IF_STATUS(read.int64_in("out_channels", 1, kMax, &a->out_channels));
   int64_t kernel[2], strides[2], dilations[2], pads[4];
-  RETURN_IF_STATUS(read_ints(info, *a, "kernel_shape", 2, kernel));
-  RETURN_IF_STATUS(read_ints(info, *a, "strides", 2, strides));
-  RETURN_IF_STATUS(read_ints(info, *a, "pads", 4, pads));
-  RETURN_IF_STATUS(read_ints(info, *a, "dilations", 2, dilations));
+  RETURN_IF_STATUS(read.int64s("kernel_shape", 2, kernel));
+  RETURN_IF_STATUS(read.int64s("strides", 2, strides));
+  RETURN_IF_STATUS(read.int64s("pads", 4, pads));
+  RETURN_IF_STATUS(read.int64s("dilations", 2, dilations));
   std::string layout;
-  RETURN_IF_STATUS(read_string(info, *a, "weight_layout", &layout));
+  RETURN_IF_STATUS(read.text("weight_layout", &layout));
   if (layout != bnn::kWeightLayoutOHWI32)
     return error(a, "unknown weight_layout '" + layout + "' (this library knows: '" +
                         bnn::kWeightLayoutOHWI32 + "')");
-  RETURN_IF_STATUS(check_range(*a, "in_channels", a->in_channels, 1));
-  RETURN_IF_STATUS(check_range(*a, "out_channels", a->out_channels, 1));
-  RETURN_IF_STATUS(check_range(*a, "kernel_shape[0]", kernel[0], 1));
-  RETURN_IF_STATUS(check_range(*a, "kernel_shape[1]", kernel[1], 1));
-  RETURN_IF_STATUS(check_range(*a, "strides[0]", strides[0], 1));
-  RETURN_IF_STATUS(check_range(*a, "strides[1]", strides[1], 1));
-  RETURN_IF_STATUS(check_range(*a, "dilations[0]", dilations[0], 1));
-  RETURN_IF_STATUS(check_range(*a, "dilations[1]", dilations[1], 1));
+  for (int i = 0; i < 2; ++i) {
+    const std::string at = "[" + std::to_string(i) + "]";
+    RETURN_IF_STATUS(read.check_range("kernel_shape" + at, kernel[i], 1, kMax));
+    RETURN_IF_STATUS(read.check_range("strides" + at, strides[i], 1, kMax));
+    RETURN_IF_STATUS(read.check_range("dilations" + at, dilations[i], 1, kMax));
+  }
   static const char* kPadNames[4] = {"pads[0] (top)", "pads[1] (left)", "pads[2] (bottom)",
                                      "pads[3] (right)"};
-  for (int i = 0; i < 4; ++i) RETURN_IF_STATUS(check_range(*a, kPadNames[i], pads[i], 0));
+  for (int i = 0; i < 4; ++i) RETURN_IF_STATUS(read.check_range(kPadNames[i], pads[i], 0, kMax));
   a->kh = kernel[0]; a->kw = kernel[1];
   a->sh = strides[0]; a->sw = strides[1];
   a->dh = dilations[0]; a->dw = dilations[1];

@@ -80,6 +80,63 @@ int ORT_API_CALL domain_version(const OrtCustomOp*) noexcept { return kOpVersion
 
 }  // namespace
 
+OrtStatus* op_error(const std::string& op, const std::string& node, const std::string& message) {
+  std::string text = op;
+  if (!node.empty()) text += " (node '" + node + "')";
+  text += ": " + message;
+  return g_api->CreateStatus(ORT_INVALID_ARGUMENT, text.c_str());
+}
+
+OrtStatus* AttributeReader::named(OrtStatus* status, const char* name) const {
+  if (status == nullptr) return nullptr;
+  std::string detail = g_api->GetErrorMessage(status);
+  g_api->ReleaseStatus(status);
+  return error(std::string("missing or invalid attribute '") + name + "': " + detail);
+}
+
+OrtStatus* AttributeReader::check_range(const std::string& what, int64_t value, int64_t lowest,
+                                        int64_t highest) const {
+  if (value >= lowest && value <= highest) return nullptr;
+  return error("attribute '" + what + "' must be in [" + std::to_string(lowest) + ", " +
+               std::to_string(highest) + "], got " + std::to_string(value));
+}
+
+OrtStatus* AttributeReader::int64_in(const char* name, int64_t lowest, int64_t highest,
+                                     int64_t* out) const {
+  RETURN_IF_STATUS(named(g_api->KernelInfoGetAttribute_int64(info_, name, out), name));
+  return check_range(name, *out, lowest, highest);
+}
+
+OrtStatus* AttributeReader::int64s(const char* name, size_t expected, int64_t* out) const {
+  size_t size = 0;
+  RETURN_IF_STATUS(named(g_api->KernelInfoGetAttributeArray_int64(info_, name, nullptr, &size), name));
+  if (size != expected)
+    return error(std::string("attribute '") + name + "' must have " + std::to_string(expected) +
+                 " values, got " + std::to_string(size));
+  return named(g_api->KernelInfoGetAttributeArray_int64(info_, name, out, &size), name);
+}
+
+OrtStatus* AttributeReader::text(const char* name, std::string* out) const {
+  size_t size = 0;
+  RETURN_IF_STATUS(named(g_api->KernelInfoGetAttribute_string(info_, name, nullptr, &size), name));
+  std::vector<char> buffer(size + 1, '\0');
+  RETURN_IF_STATUS(named(g_api->KernelInfoGetAttribute_string(info_, name, buffer.data(), &size), name));
+  *out = std::string(buffer.data());
+  return nullptr;
+}
+
+OrtStatus* AttributeReader::float32(const char* name, float* out) const {
+  return named(g_api->KernelInfoGetAttribute_float(info_, name, out), name);
+}
+
+OrtStatus* AttributeReader::float32s(const char* name, std::vector<float>* out) const {
+  size_t count = 0;
+  RETURN_IF_STATUS(named(g_api->KernelInfoGetAttributeArray_float(info_, name, nullptr, &count), name));
+  if (count == 0) return error(std::string("attribute '") + name + "' must have a value, got none");
+  out->assign(count, 0.f);
+  return named(g_api->KernelInfoGetAttributeArray_float(info_, name, out->data(), &count), name);
+}
+
 OrtCustomOp cpu_op_table() {
   OrtCustomOp op;
   std::memset(&op, 0, sizeof(op));

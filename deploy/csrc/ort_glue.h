@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "onnxruntime_c_api.h"
@@ -39,6 +40,39 @@ OrtStatus* read_input(OrtKernelContext* ctx, size_t index, TensorView* view, boo
 
 // The node's name, or "" if the runtime does not tell.
 std::string node_name(const OrtKernelInfo* info);
+
+// An ORT_INVALID_ARGUMENT status "<op> (node '<node>'): <message>" (no node part when the
+// runtime did not name it); `op` is the qualified op name, e.g. "bnn_tasks::BinaryConv2d".
+OrtStatus* op_error(const std::string& op, const std::string& node, const std::string& message);
+
+// Reads one node's attributes at kernel creation; every error names the op, the node and the
+// attribute (with the runtime's own message when the attribute is missing or mistyped).
+class AttributeReader {
+ public:
+  AttributeReader(const OrtKernelInfo* info, std::string op, std::string node)
+      : info_(info), op_(std::move(op)), node_(std::move(node)) {}
+
+  OrtStatus* error(const std::string& message) const { return op_error(op_, node_, message); }
+  // An int in [lowest, highest].
+  OrtStatus* int64_in(const char* name, int64_t lowest, int64_t highest, int64_t* out) const;
+  // Exactly `expected` ints.
+  OrtStatus* int64s(const char* name, size_t expected, int64_t* out) const;
+  OrtStatus* text(const char* name, std::string* out) const;
+  OrtStatus* float32(const char* name, float* out) const;
+  // One float or more.
+  OrtStatus* float32s(const char* name, std::vector<float>* out) const;
+  // `value` (attribute `what`, or an entry of one, e.g. "pads[1] (left)") in [lowest, highest].
+  OrtStatus* check_range(const std::string& what, int64_t value, int64_t lowest,
+                         int64_t highest) const;
+
+ private:
+  // The runtime's status for reading `name`, prefixed with the op, node and attribute.
+  OrtStatus* named(OrtStatus* status, const char* name) const;
+
+  const OrtKernelInfo* info_;
+  std::string op_;
+  std::string node_;
+};
 
 // An OrtCustomOp table with what every op of the library shares filled in: CPU provider, one
 // required float32 output, default input memory, the domain's opset version. Each op adds its

@@ -25,57 +25,33 @@ struct RoiAlignKernel {
   std::vector<float> spatial_scales;  // one per feature input
 };
 
+const std::string& roi_op_name() {
+  static const std::string name = std::string(kOpDomain) + "::" + kRoiAlignOpType;
+  return name;
+}
+
 OrtStatus* error(const std::string& node, const std::string& message) {
-  std::string text = std::string(kOpDomain) + "::" + kRoiAlignOpType;
-  if (!node.empty()) text += " (node '" + node + "')";
-  text += ": " + message;
-  return g_api->CreateStatus(ORT_INVALID_ARGUMENT, text.c_str());
-}
-
-// An attribute error: the runtime's own message, prefixed with the node and attribute.
-OrtStatus* attribute_status(OrtStatus* st, const std::string& node, const char* name) {
-  if (st == nullptr) return nullptr;
-  std::string detail = g_api->GetErrorMessage(st);
-  g_api->ReleaseStatus(st);
-  return error(node, std::string("missing or invalid attribute '") + name + "': " + detail);
-}
-
-OrtStatus* read_int_in(const OrtKernelInfo* info, const std::string& node, const char* name,
-                       int64_t lowest, int64_t highest, int64_t* out) {
-  RETURN_IF_STATUS(attribute_status(g_api->KernelInfoGetAttribute_int64(info, name, out), node, name));
-  if (*out < lowest || *out > highest)
-    return error(node, std::string("attribute '") + name + "' must be in [" + std::to_string(lowest) +
-                           ", " + std::to_string(highest) + "], got " + std::to_string(*out));
-  return nullptr;
+  return ort::op_error(roi_op_name(), node, message);
 }
 
 OrtStatus* parse_attributes(const OrtKernelInfo* info, RoiAlignKernel* k) {
-  const std::string& node = k->node_name;
+  const ort::AttributeReader read(info, roi_op_name(), k->node_name);
   RoiAlignParams& p = k->params;
-  RETURN_IF_STATUS(read_int_in(info, node, "output_height", 1, kMaxAttributeValue, &p.out_h));
-  RETURN_IF_STATUS(read_int_in(info, node, "output_width", 1, kMaxAttributeValue, &p.out_w));
-  RETURN_IF_STATUS(read_int_in(info, node, "sampling_ratio", 0, kMaxAttributeValue, &p.sampling_ratio));
+  RETURN_IF_STATUS(read.int64_in("output_height", 1, kMaxAttributeValue, &p.out_h));
+  RETURN_IF_STATUS(read.int64_in("output_width", 1, kMaxAttributeValue, &p.out_w));
+  RETURN_IF_STATUS(read.int64_in("sampling_ratio", 0, kMaxAttributeValue, &p.sampling_ratio));
   int64_t aligned = 1;
-  RETURN_IF_STATUS(read_int_in(info, node, "aligned", 0, 1, &aligned));
+  RETURN_IF_STATUS(read.int64_in("aligned", 0, 1, &aligned));
   p.aligned = aligned != 0;
-  RETURN_IF_STATUS(attribute_status(
-      g_api->KernelInfoGetAttribute_float(info, "finest_scale", &p.finest_scale), node, "finest_scale"));
+  RETURN_IF_STATUS(read.float32("finest_scale", &p.finest_scale));
   if (!(p.finest_scale > 0.f) || !std::isfinite(p.finest_scale))
-    return error(node, "attribute 'finest_scale' must be a positive number, got " +
-                           std::to_string(p.finest_scale));
-  size_t count = 0;
-  RETURN_IF_STATUS(attribute_status(
-      g_api->KernelInfoGetAttributeArray_float(info, "spatial_scales", nullptr, &count), node,
-      "spatial_scales"));
-  if (count == 0) return error(node, "attribute 'spatial_scales' must have one value per level, got none");
-  k->spatial_scales.assign(count, 0.f);
-  RETURN_IF_STATUS(attribute_status(
-      g_api->KernelInfoGetAttributeArray_float(info, "spatial_scales", k->spatial_scales.data(), &count),
-      node, "spatial_scales"));
-  for (size_t i = 0; i < count; ++i)
+    return read.error("attribute 'finest_scale' must be a positive number, got " +
+                      std::to_string(p.finest_scale));
+  RETURN_IF_STATUS(read.float32s("spatial_scales", &k->spatial_scales));
+  for (size_t i = 0; i < k->spatial_scales.size(); ++i)
     if (!(k->spatial_scales[i] > 0.f) || !std::isfinite(k->spatial_scales[i]))
-      return error(node, "attribute 'spatial_scales' must be positive numbers, got " +
-                             std::to_string(k->spatial_scales[i]) + " at " + std::to_string(i));
+      return read.error("attribute 'spatial_scales' must be positive numbers, got " +
+                        std::to_string(k->spatial_scales[i]) + " at " + std::to_string(i));
   return nullptr;
 }
 
