@@ -47,6 +47,7 @@ def run_tool_in_process(name: str, args) -> 'subprocess.CompletedProcess':
     """
     import contextlib
     import io
+    import logging
     import subprocess
     from bnn_tasks.cli import run_tool
     main = load_tool(name).main
@@ -56,6 +57,9 @@ def run_tool_in_process(name: str, args) -> 'subprocess.CompletedProcess':
         returned.append(main(argv))
     out, err = io.StringIO(), io.StringIO()
     cwd = os.getcwd()
+    # Loggers made by earlier tests (mmengine's are process-wide) may hold a stream pytest has
+    # closed since; their "--- Logging error ---" reports are not the tool's output.
+    raise_exceptions, logging.raiseExceptions = logging.raiseExceptions, False
     try:
         os.chdir(REPO)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -65,6 +69,7 @@ def run_tool_in_process(name: str, args) -> 'subprocess.CompletedProcess':
                 code = exit_.code if isinstance(exit_.code, int) else 1
     finally:
         os.chdir(cwd)
+        logging.raiseExceptions = raise_exceptions
     if code == 0 and returned and isinstance(returned[0], int):
         code = returned[0]
     return subprocess.CompletedProcess([name] + list(args), code, out.getvalue(), err.getvalue())
