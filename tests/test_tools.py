@@ -20,6 +20,13 @@ DET_FP = osp.join(REPO, 'configs', 'baselines', 'faster-rcnn_r18_fpn_digits.py')
 SEG = osp.join(REPO, 'configs', 'baselines', 'fcn_r18-d8_digits.py')
 
 
+@pytest.fixture(autouse=True)
+def _in_a_scratch_folder(tmp_path, monkeypatch):
+    """Tools called without --work-dir write work_dirs/<config> under the current folder: keep
+    it out of the repository (configs and data are passed as absolute paths)."""
+    monkeypatch.chdir(tmp_path)
+
+
 def tiny_opts(config, root, **extra):
     opts = digits_overrides(Config.fromfile(config), root)
     opts.update({'default_hooks.logger.interval': 1})
