@@ -7,7 +7,11 @@
   (row/col scales multiply, so they are untouched).
 * :func:`fold_residual_add`: an ``Add`` that is the only consumer of a binary conv's output and
   whose other operand has exactly the output's shape (no broadcasting) becomes the conv's
-  ``residual`` input (Bi-Real / XNOR-Net++ shortcuts).
+  ``residual`` input (Bi-Real / XNOR-Net++ shortcuts). The shapes are equal when shape
+  inference says so, or when the other operand is the conv's own input (possibly through the
+  ``BatchNormalization`` in front of it, as in ``BinaryConvUnit``) and the conv keeps the shape
+  (stride 1, "same" padding, as many outputs as inputs): the identity shortcut of a neck or head
+  unit, whose symbolic batch dims shape inference cannot relate after a Resize.
 
 Both passes only rewrite when it is safe: the conv output feeds nothing else and is not a graph
 output, and the parameters are constant initializers. The fused node takes the place of the node
@@ -194,6 +198,28 @@ def fold_batchnorm(model: onnx.ModelProto) -> int:
     return folded
 
 
+def _keeps_shape(node: onnx.NodeProto) -> bool:
+    """Whether a binary conv's output has its input's shape (stride 1, "same" padding, C_out ==
+    C_in)."""
+    kernel = _attr(node, 'kernel_shape', [])
+    dilations = _attr(node, 'dilations', [1] * len(kernel))
+    pads = _attr(node, 'pads', [0] * 2 * len(kernel))
+    rank = len(kernel)
+    return (_attr(node, 'in_channels', -1) == _attr(node, 'out_channels', -2)
+            and all(s == 1 for s in _attr(node, 'strides', [1] * rank))
+            and all(pads[i] + pads[i + rank] == dilations[i] * (kernel[i] - 1)
+                    for i in range(rank)))
+
+
+def _same_shape_inputs(g: _Graph, node: onnx.NodeProto) -> set:
+    """The conv's input, and the input of a BatchNormalization that produces it."""
+    x = node.input[0]
+    producer = g.producer.get(x)
+    if producer is not None and producer.op_type == 'BatchNormalization':
+        return {x, producer.input[0]}
+    return {x}
+
+
 def fold_residual_add(model: onnx.ModelProto) -> int:
     """Make a following same-shape Add the binary conv's ``residual`` input; returns the count."""
     g = _Graph(model)
@@ -210,7 +236,10 @@ def fold_residual_add(model: onnx.ModelProto) -> int:
             continue
         other = add.input[1] if add.input[0] == node.output[0] else add.input[0]
         out_shape = g.shapes.get(node.output[0])
-        if out_shape is None or g.shapes.get(other) != out_shape:
+        if out_shape is None:
+            continue
+        if g.shapes.get(other) != out_shape and not (
+                _keeps_shape(node) and other in _same_shape_inputs(g, node)):
             continue  # unknown or broadcasting shapes: the kernel adds element-wise only
         inputs = list(node.input) + [''] * (RESIDUAL_INPUT - len(node.input))
         inputs = inputs[:RESIDUAL_INPUT] + [other]

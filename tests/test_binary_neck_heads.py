@@ -22,7 +22,7 @@ from bnn_tasks.deploy.export_layers import binary_input_margin
 from bnn_tasks.deploy.export_wrappers import build_export_wrapper
 from bnn_tasks.deploy.op_spec import is_binary_conv
 from bnn_tasks.deploy.runtime import create_session
-from bnn_tasks.layers import BinaryConv2d
+from bnn_tasks.layers import BinaryConv2d, BinaryConvUnit
 
 CONFIGS = {
     'faster-rcnn_bireal18-bnh_fpn_digits.py': 128,
@@ -118,8 +118,16 @@ def test_bnh_config_trains_one_step_exports_and_matches_mmdet(name, tiny_digits,
     binary_nodes = [n for n in graph.graph.node if is_binary_conv(n)]
     assert len(binary_nodes) == result.num_binary_nodes >= len(_binary_names(model))
     assert set(result.binary_layers) == {f'detector.{n}' for n in _binary_names(model)}
-    # BN after a binary conv (backbone, head towers, RoI fcs) is folded into the node
-    assert not [n for n in graph.graph.node if n.op_type == 'BatchNormalization']
+    # BN after a binary conv (backbone, units, RoI fcs) and a unit's shortcut add are folded
+    # into the node; a unit's input BN stays, feeding its binary conv alone
+    units = [m for m in model.modules() if isinstance(m, BinaryConvUnit)]
+    norm_outputs = {n.output[0] for n in graph.graph.node if n.op_type == 'BatchNormalization'}
+    unit_nodes = [n for n in binary_nodes if n.input[0] in norm_outputs]
+    # one node per call: the RPN's shared unit has one per level
+    assert len(unit_nodes) == len(norm_outputs) >= len(units) > 0
+    without_residual = [n for n in unit_nodes if len(n.input) < 7 or n.input[6] == '']
+    # the units without a shortcut (the first RoI fc: C*7*7 -> fc_out) are called once each
+    assert len(without_residual) == sum(not u.has_shortcut for u in units)
     # dim 0 is the image batch for convs over images, not for the RoI fcs (one image of RoIs)
     dims = {vi.name: vi.type.tensor_type.shape.dim for vi in graph.graph.value_info}
     for node in binary_nodes:

@@ -119,3 +119,45 @@ def test_unknown_conv_type_and_method_are_clear_errors():
         method_conv_cfg('bi_real')
     with pytest.raises(KeyError, match='unknown input binarizer'):
         BinaryConv2d(3, 3, 3, input_quantizer='sgn')
+
+
+def _unit(in_channels, out_channels, stride=1, padding=1, **kwargs):
+    from mmcv.cnn import build_conv_layer
+    return build_conv_layer(dict(type='BinaryConvUnit', method='bireal', **kwargs), in_channels,
+                            out_channels, 3, stride=stride, padding=padding)
+
+
+def test_binary_conv_unit_is_norm_binary_conv_norm_plus_shortcut():
+    from bnn_tasks.layers import BinaryConvUnit
+    torch.manual_seed(0)
+    unit = _unit(8, 8).eval()
+    for norm in (unit.norm_in, unit.norm_out):  # non-trivial statistics
+        norm.running_mean.uniform_(-1, 1)
+        norm.running_var.uniform_(0.5, 2)
+    x = 30 * torch.randn(2, 8, 6, 6)  # a float neck's scale, far outside sign's window
+    expected = unit.norm_out(unit.conv(unit.norm_in(x))) + x
+    assert isinstance(unit, BinaryConvUnit) and isinstance(unit.conv, BinaryConv2d)
+    assert torch.equal(unit(x), expected)
+    # the input is normalized before sign: the binary conv sees balanced signs, not raw scale
+    unit.train()
+    x.requires_grad_(True)
+    unit(x).sum().backward()
+    assert unit.conv.weight.grad.abs().sum() > 0 and unit.norm_in.weight.grad.abs().sum() > 0
+    # the identity shortcut passes d(sum)/dx = 1 whatever sign's window lets through
+    assert x.grad.abs().mean() > 0.5
+
+
+def test_binary_conv_unit_projects_or_drops_the_shortcut_when_shapes_change():
+    down = _unit(8, 16, stride=2)
+    assert down(torch.randn(1, 8, 7, 7)).shape == (1, 16, 4, 4)
+    assert down.shortcut is not None and down.has_shortcut
+    plain = _unit(8, 16, project_shortcut=False)
+    assert plain.shortcut is None and not plain.has_shortcut
+    x = torch.randn(1, 8, 5, 5)
+    plain.eval()
+    assert torch.equal(plain(x), plain.norm_out(plain.conv(plain.norm_in(x))))
+    with pytest.raises(ValueError, match='no shortcut can match'):
+        _unit(8, 8, padding=0)
+    # 1x1 convs stay float, as with type='BinaryConv'
+    from mmcv.cnn import build_conv_layer
+    assert type(build_conv_layer(dict(type='BinaryConvUnit'), 8, 8, 1)) is torch.nn.Conv2d

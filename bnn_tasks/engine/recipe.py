@@ -18,7 +18,7 @@ FLOAT_KERNEL_QUANTIZER = 'identity'
 # Backbones whose binary convs take input_quantizer/kernel_quantizer overrides.
 BINARY_BACKBONES = ('BiRealResNet', 'GroupNetResNet', 'XNORPPResNet', 'BinaryTimmBackbone')
 # conv_cfg types (necks, heads) that build binary convs.
-BINARY_CONV_TYPES = ('BinaryConv', 'BinaryConv2d', 'XNORPPConv2d')
+BINARY_CONV_TYPES = ('BinaryConv', 'BinaryConvUnit', 'BinaryConv2d', 'XNORPPConv2d')
 # Share of the budget (minutes and iterations) the float stage gets. Measured on the Bi-Real
 # Faster R-CNN: 14 + 26 minutes (35/65) gave 0.864 VOC mAP@0.5; a float stage much shorter than
 # a third leaves the binary stage starting from features that are not yet useful.

@@ -9,14 +9,18 @@ hard-codes ReLU in front of a layer that may now be binary.
   ``dict(type='BinaryConv', method='bireal')``); the 1x1 objectness/box convs stay float.
 * ``BinaryRetinaHead``: RetinaHead whose tower ConvModules take ``act_cfg``.
 * ``BinaryFCBBoxHead``: Shared2FC-style RoI head whose shared fcs are binary 1x1 convs on the
-  flattened pooled features laid out as one image with a pixel per RoI; each followed by BN and
-  ``act_cfg``. It exports as ``bnn_tasks::BinaryConv2d`` nodes with the BN folded in.
+  flattened pooled features laid out as one image with a pixel per RoI, each inside a
+  ``BinaryConvUnit`` (input BN, output BN, identity shortcut when the width is kept) and followed
+  by ``act_cfg``. Each exports as one ``bnn_tasks::BinaryConv2d`` node (output BN and shortcut
+  folded in) after its input ``BatchNormalization``.
 """
-from mmcv.cnn import ConvModule, build_activation_layer, build_conv_layer, build_norm_layer
+from mmcv.cnn import ConvModule, build_activation_layer, build_conv_layer
 from mmdet.models.dense_heads import RetinaHead, RPNHead
 from mmdet.models.roi_heads.bbox_heads import ConvFCBBoxHead
 from mmdet.registry import MODELS
 from torch import Tensor, nn
+
+from ..layers import BinaryConvUnit
 
 BINARY_CONV = dict(type='BinaryConv', method='bireal')
 SIGNED_ACT = dict(type='PReLU')
@@ -69,6 +73,9 @@ class BinaryFCBBoxHead(ConvFCBBoxHead):
         super().__init__(*args, num_shared_convs=0, num_shared_fcs=num_binary_fcs,
                          num_cls_convs=0, num_cls_fcs=0, num_reg_convs=0, num_reg_fcs=0,
                          fc_out_channels=fc_out_channels, **kwargs)
+        if conv_cfg.get('type') == 'BinaryConvUnit':
+            raise ValueError("BinaryFCBBoxHead: conv_cfg is the binary conv inside its units "
+                             "(e.g. type='BinaryConv'); it builds the BinaryConvUnits itself")
         self.shared_fcs = nn.ModuleList()
         layers, in_channels = [], self.in_channels * self.roi_feat_area
         for _ in range(num_binary_fcs):
@@ -77,7 +84,9 @@ class BinaryFCBBoxHead(ConvFCBBoxHead):
             # dim 2 holds one pixel per RoI (its size follows the data) and dim 0 is one image
             # of all RoIs whatever the image batch: the export gives neither a fixed or batch size
             conv.data_dependent_dims = (0, 2)
-            layers += [conv, build_norm_layer(norm_cfg, fc_out_channels)[1],
+            # the pooled FPN features are not normalized (see BinaryConvUnit); an fc that keeps
+            # its width gets the identity shortcut, the first (C*7*7 -> fc_out) none
+            layers += [BinaryConvUnit(conv, norm_cfg, project_shortcut=False),
                        build_activation_layer(act_cfg)]
             in_channels = fc_out_channels
         self.binary_fcs = nn.Sequential(*layers)

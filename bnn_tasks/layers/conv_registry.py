@@ -2,14 +2,17 @@
 
 ``conv_cfg=dict(type='BinaryConv', method='bireal')`` in an FPN, a RetinaNet/SSD head tower or
 any other module that builds its convs with ``build_conv_layer`` makes its k x k convs binary.
+``type='BinaryConvUnit'`` makes each a :class:`BinaryConvUnit` instead (input norm, binary conv,
+output norm, real shortcut): what a neck or head whose features are not normalized needs.
 1x1 convs (FPN laterals, channel projections) stay full precision by default: they are cheap,
-and BiDet-style binary detectors keep them real-valued. The builder is registered in mmengine's
-root ``MODELS``, so mmdet's and mmseg's registries find it too.
+and BiDet-style binary detectors keep them real-valued. The builders are registered in
+mmengine's root ``MODELS``, so mmdet's and mmseg's registries find them too.
 """
 from mmengine.registry import MODELS
 from torch import nn
 
 from .binary_conv import BinaryConv2d, XNORPPConv2d
+from .binary_conv_unit import BinaryConvUnit
 from .methods import method_conv_cfg
 
 _CLASSES = {'BinaryConv2d': BinaryConv2d, 'XNORPPConv2d': XNORPPConv2d}
@@ -32,4 +35,19 @@ def conv_cfg_binary_conv(in_channels, out_channels, kernel_size, *args, method: 
     return cls(in_channels, out_channels, kernel_size, *args, **cfg, **kwargs)
 
 
+def conv_cfg_binary_conv_unit(in_channels, out_channels, kernel_size, *args, norm_cfg=None,
+                              project_shortcut: bool = True, binarize_pointwise: bool = False,
+                              bias=True, **kwargs) -> nn.Module:
+    """A :class:`BinaryConvUnit` around ``conv_cfg_binary_conv``'s binary conv (same options);
+    an ``nn.Conv2d`` for 1x1 kernels unless ``binarize_pointwise``."""
+    if _is_pointwise(kernel_size) and not binarize_pointwise:
+        return conv_cfg_binary_conv(in_channels, out_channels, kernel_size, *args, bias=bias,
+                                    **kwargs)
+    # no conv bias: the unit's output norm shifts each channel anyway
+    conv = conv_cfg_binary_conv(in_channels, out_channels, kernel_size, *args, bias=False,
+                                binarize_pointwise=binarize_pointwise, **kwargs)
+    return BinaryConvUnit(conv, norm_cfg=norm_cfg, project_shortcut=project_shortcut)
+
+
 MODELS.register_module(name='BinaryConv', module=conv_cfg_binary_conv, force=True)
+MODELS.register_module(name='BinaryConvUnit', module=conv_cfg_binary_conv_unit, force=True)
