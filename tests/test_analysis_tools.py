@@ -256,8 +256,12 @@ def test_browse_dataset_detection_cli(tiny_digits, tmp_path):
 
 
 def test_browse_dataset_segmentation_draws_masks(tiny_digits, tmp_path):
-    """Where the ground truth says class c, the drawn pixel is nearer c's palette colour than
-    the pipeline's image was (any blending of the mask does that, in the right place only)."""
+    """Where the ground truth says class c, the drawn pixels are nearer c's palette colour than
+    the pipeline's image was (any blending of the mask does that, in the right place only).
+
+    Pooled over every digit pixel of four samples: the written JPEG blurs colour across thin
+    strokes and the visualizer writes class names over small masks, so one small digit alone
+    can move either way (measured: a 7-pixel mask drawn 13 levels farther, 0.5x on average)."""
     import cv2
     import numpy as np
 
@@ -270,19 +274,23 @@ def test_browse_dataset_segmentation_draws_masks(tiny_digits, tmp_path):
 
     dataset = build_train_dataset(cfg)
     visualizer = build_visualizer(cfg, dataset.metainfo)
-    item = dataset[0]
-    raw = image_of(item['inputs']).astype(float)
-    drawn = cv2.imread(draw_sample(visualizer, item, str(tmp_path / 'one')))[..., ::-1]
-    assert drawn.shape == raw.shape
-    labels = item['data_samples'].gt_sem_seg.data[0].numpy()
     palette = np.array(dataset.metainfo['palette'], dtype=float)
-    digits = [c for c in np.unique(labels) if 0 < c < len(palette)]
-    assert digits, 'the sample holds no digit pixels'
-    for c in digits:
-        where = labels == c
-        before = np.abs(raw[where] - palette[c]).mean()
-        after = np.abs(drawn[where].astype(float) - palette[c]).mean()
-        assert after < before - 10, (c, before, after)
+    before, after = [], []
+    for index in range(4):
+        item = dataset[index % len(dataset)]
+        raw = image_of(item['inputs']).astype(float)
+        drawn = cv2.imread(draw_sample(visualizer, item, str(tmp_path / 'one'), index))
+        drawn = drawn[..., ::-1].astype(float)
+        assert drawn.shape == raw.shape
+        labels = item['data_samples'].gt_sem_seg.data[0].numpy()
+        for c in np.unique(labels):
+            if 0 < c < len(palette):
+                where = labels == c
+                before.append(np.abs(raw[where] - palette[c]).sum(axis=1))
+                after.append(np.abs(drawn[where] - palette[c]).sum(axis=1))
+    assert before, 'the samples hold no digit pixels'
+    before, after = np.concatenate(before).mean(), np.concatenate(after).mean()
+    assert after < 0.8 * before, (before, after)
 
 
 def test_browse_dataset_missing_data_is_named(tmp_path):

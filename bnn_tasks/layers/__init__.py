@@ -13,6 +13,6 @@ from .methods import BINARY_METHODS, method_conv_cfg
 BINARY_CONVS = {'BinaryConv2d': BinaryConv2d, 'XNORPPConv2d': XNORPPConv2d}
 
 __all__ = ['BinaryConv2d', 'XNORPPConv2d', 'BinaryResidualUnit', 'BinaryBasicBlock',
-           'BinaryConvUnit', 'GroupNetBlock', 'build_binary_conv', 'make_downsample_shortcut', 'BINARY_CONVS',
-           'BINARY_METHODS', 'method_conv_cfg', 'conv_cfg_binary_conv',
+           'BinaryConvUnit', 'GroupNetBlock', 'build_binary_conv', 'make_downsample_shortcut',
+           'BINARY_CONVS', 'BINARY_METHODS', 'method_conv_cfg', 'conv_cfg_binary_conv',
            'conv_cfg_binary_conv_unit']
