@@ -22,7 +22,6 @@ from bnn_tasks.deploy.export_layers import binary_input_margin
 from bnn_tasks.deploy.export_wrappers import build_export_wrapper
 from bnn_tasks.deploy.op_spec import RESIDUAL_INPUT, is_binary_conv
 from bnn_tasks.deploy.runtime import create_session
-from bnn_tasks.heads.binary_det_heads import BinaryFCBBoxHead, RoIGridShortcut
 from bnn_tasks.layers import BinaryConv2d, BinaryConvUnit
 
 CONFIGS = {
@@ -81,26 +80,6 @@ def test_binary_conv_cfg_keeps_pointwise_convs_float():
     assert type(xnorpp).__name__ == 'XNORPPConv2d'
 
 
-@pytest.mark.parametrize('roi_size,grid', [(7, 1), (7, 2), (7, 3)])
-def test_roi_grid_shortcut_is_adaptive_average_pooling_in_the_fc_layout(roi_size, grid):
-    rois = torch.randn(5, 4, roi_size, roi_size)
-    out = RoIGridShortcut(roi_size, grid)(rois)
-    assert out.shape == (1, 4 * grid * grid, 5, 1)
-    expected = nn.functional.adaptive_avg_pool2d(rois, grid).flatten(1)
-    torch.testing.assert_close(out[0, :, :, 0].t(), expected)
-    assert RoIGridShortcut.grid_for(128, 7, 512) == 2
-    assert RoIGridShortcut.grid_for(256, 7, 1024) == 2
-    assert RoIGridShortcut.grid_for(128, 7, 1024) == 0  # 8 is not a square
-
-
-def test_binary_fc_head_without_a_grid_shortcut_geometry_names_the_keys():
-    kwargs = dict(in_channels=128, fc_out_channels=1000, roi_feat_size=7, num_classes=10)
-    with pytest.raises(ValueError, match='fc_out_channels=1000.*roi_grid_shortcut=False'):
-        BinaryFCBBoxHead(**kwargs)
-    head = BinaryFCBBoxHead(**kwargs, roi_grid_shortcut=False)
-    assert head.roi_grid_shortcut is None
-
-
 @pytest.mark.parametrize('name', list(CONFIGS))
 def test_neck_and_heads_binary_first_and_last_layers_float(name):
     _, model, _ = _build(name)
@@ -149,14 +128,8 @@ def test_bnh_config_trains_one_step_exports_and_matches_mmdet(name, tiny_digits,
     residual = RESIDUAL_INPUT
     without_residual = [n for n in unit_nodes
                         if len(n.input) <= residual or n.input[residual] == '']
-    # the units without a shortcut of their own (the first RoI fc: C*7*7 -> fc_out) are called
-    # once each; the RoI head's grid shortcut stays an Add after that node (shape inference
-    # cannot prove the pooled RoIs' layout equal to the op's output, so nothing is folded blind)
+    # the units without a shortcut (the first RoI fc: C*7*7 -> fc_out) are called once each
     assert len(without_residual) == sum(not u.has_shortcut for u in units)
-    if name.startswith('faster-rcnn'):
-        first_fc = next(n for n in without_residual if 'binary_fcs.0' in n.name)
-        consumers = [n for n in graph.graph.node if first_fc.output[0] in n.input]
-        assert [n.op_type for n in consumers] == ['Add']
     # dim 0 is the image batch for convs over images, not for the RoI fcs (one image of RoIs)
     dims = {vi.name: vi.type.tensor_type.shape.dim for vi in graph.graph.value_info}
     for node in binary_nodes:

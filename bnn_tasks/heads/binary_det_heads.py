@@ -11,13 +11,9 @@ hard-codes ReLU in front of a layer that may now be binary.
 * ``BinaryFCBBoxHead``: Shared2FC-style RoI head whose shared fcs are binary 1x1 convs on the
   flattened pooled features laid out as one image with a pixel per RoI, each inside a
   ``BinaryConvUnit`` (input BN, output BN, identity shortcut when the width is kept) and followed
-  by ``act_cfg``. The first fc (C*k*k -> fc_out) gets Bi-Real's parameter-free real shortcut
-  when fc_out = C*s*s: each RoI's features averaged on an s x s grid (``RoIGridShortcut``).
-  Each fc exports as one ``bnn_tasks::BinaryConv2d`` node (output BN and shortcut folded in)
-  after its input ``BatchNormalization``.
+  by ``act_cfg``. Each exports as one ``bnn_tasks::BinaryConv2d`` node (output BN and shortcut
+  folded in) after its input ``BatchNormalization``.
 """
-import math
-
 from mmcv.cnn import ConvModule, build_activation_layer, build_conv_layer
 from mmdet.models.dense_heads import RetinaHead, RPNHead
 from mmdet.models.roi_heads.bbox_heads import ConvFCBBoxHead
@@ -65,48 +61,13 @@ class BinaryRetinaHead(RetinaHead):
                                       act_cfg=self.act_cfg)
 
 
-class RoIGridShortcut(nn.Module):
-    """Real-valued shortcut around the first binary RoI fc, without parameters.
-
-    The fc maps each RoI's C x k x k pooled features to C*s*s values; the shortcut averages the
-    same features over s x s windows that tile the RoI (one ``AvgPool2d``, exported as one
-    ``AveragePool``; the same bins as adaptive average pooling for 7 -> 1, 2, 3) and lays them
-    out like the fc's output, so the fc adds to what the RoI looks like instead of replacing it
-    by a sign pattern (on digits the binary RoI fcs cost classification loss, not box loss).
-    """
-
-    def __init__(self, roi_size: int, grid: int):
-        super().__init__()
-        if not 1 <= grid <= roi_size:
-            raise ValueError(f'RoIGridShortcut: grid {grid} must be in [1, roi_size={roi_size}]')
-        stride = roi_size // grid
-        # s windows of one size, the first at 0 and the last ending at k
-        self.pool = nn.AvgPool2d(roi_size - (grid - 1) * stride, stride)
-
-    @staticmethod
-    def grid_for(channels: int, roi_size: int, out_features: int) -> int:
-        """The s with channels * s * s == out_features (s <= roi_size), or 0 when none."""
-        grid = math.isqrt(out_features // channels)
-        fits = channels * grid * grid == out_features and 1 <= grid <= roi_size
-        return grid if fits else 0
-
-    def forward(self, rois: Tensor) -> Tensor:
-        # [P, C, k, k] -> [1, C*s*s, P, 1], the binary fcs' layout
-        return self.pool(rois).flatten(1).t()[None, :, :, None]
-
-
 @MODELS.register_module()
 class BinaryFCBBoxHead(ConvFCBBoxHead):
-    """Two (``num_binary_fcs``) shared binary fcs, then the float ``fc_cls``/``fc_reg``.
-
-    Args:
-        roi_grid_shortcut: give the first fc a ``RoIGridShortcut`` (needs fc_out_channels =
-            in_channels * s * s for an s <= the RoI size, e.g. 128 * 2 * 2 = 512).
-    """
+    """Two (``num_binary_fcs``) shared binary fcs, then the float ``fc_cls``/``fc_reg``."""
 
     def __init__(self, *args, num_binary_fcs: int = 2, fc_out_channels: int = 1024,
                  conv_cfg: dict = BINARY_CONV, norm_cfg: dict = dict(type='BN'),
-                 act_cfg: dict = SIGNED_ACT, roi_grid_shortcut: bool = True, **kwargs):
+                 act_cfg: dict = SIGNED_ACT, **kwargs):
         # the parent builds fc_cls/fc_reg for fc_out_channels inputs; its float shared fcs are
         # then replaced by the binary ones
         super().__init__(*args, num_shared_convs=0, num_shared_fcs=num_binary_fcs,
@@ -129,28 +90,12 @@ class BinaryFCBBoxHead(ConvFCBBoxHead):
                        build_activation_layer(act_cfg)]
             in_channels = fc_out_channels
         self.binary_fcs = nn.Sequential(*layers)
-        self.roi_grid_shortcut = None
-        if roi_grid_shortcut and num_binary_fcs:
-            roi_size = self.roi_feat_size[0]
-            grid = RoIGridShortcut.grid_for(self.in_channels, roi_size, fc_out_channels)
-            if not grid or self.roi_feat_size[0] != self.roi_feat_size[1]:
-                raise ValueError(
-                    f'BinaryFCBBoxHead: roi_grid_shortcut needs fc_out_channels = in_channels * '
-                    f's * s on a square RoI; got fc_out_channels={fc_out_channels}, in_channels='
-                    f'{self.in_channels}, roi_feat_size={self.roi_feat_size} (set '
-                    'roi_grid_shortcut=False to go without)')
-            self.roi_grid_shortcut = RoIGridShortcut(roi_size, grid)
 
     def forward(self, x: Tensor) -> tuple:
         # [P, C, k, k] -> one image [1, C*k*k, P, 1] whose pixels are the RoIs: each fc is a 1x1
         # binary conv, a GEMM over all RoIs at once (the kernel's fast shape; a batch of P
         # one-pixel images is not), and BN normalises over the RoIs as BatchNorm1d would.
-        rois = x
-        x = x.flatten(1).t()[None, :, :, None]
-        for i, layer in enumerate(self.binary_fcs):
-            x = layer(x)
-            if i == 0 and self.roi_grid_shortcut is not None:
-                x = x + self.roi_grid_shortcut(rois)
+        x = self.binary_fcs(x.flatten(1).t()[None, :, :, None])
         x = x[0, :, :, 0].t()                                  # [P, fc_out_channels]
         return self.fc_cls(x) if self.with_cls else None, \
             self.fc_reg(x) if self.with_reg else None
