@@ -24,7 +24,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from .op_spec import POST_BIAS_INPUT, POST_SCALE_INPUT, RESIDUAL_INPUT, is_binary_conv
+from .op_spec import (POST_BIAS_INPUT, POST_SCALE_INPUT, RESIDUAL_INPUT, has_input,
+                      is_binary_conv)
 
 
 class _Graph:
@@ -227,7 +228,7 @@ def fold_residual_add(model: onnx.ModelProto) -> int:
     for node in list(g.nodes):
         if not is_binary_conv(node):
             continue
-        if len(node.input) > RESIDUAL_INPUT and node.input[RESIDUAL_INPUT]:
+        if has_input(node, RESIDUAL_INPUT):
             continue
         add = g.sole_consumer(node.output[0])
         if add is None or add.op_type != 'Add' or add.domain not in ('', 'ai.onnx'):

@@ -36,6 +36,11 @@ def is_binary_conv(node) -> bool:
     return node.domain == DOMAIN and node.op_type == OP_TYPE
 
 
+def has_input(node, index: int) -> bool:
+    """Whether an ``onnx.NodeProto`` gives its optional input ``index`` (absent or ``''``: not)."""
+    return len(node.input) > index and node.input[index] != ''
+
+
 def is_library_node(node) -> bool:
     """Whether an ``onnx.NodeProto`` needs the native library (any op of our domain)."""
     return node.domain == DOMAIN

@@ -279,7 +279,7 @@ def test_browse_dataset_segmentation_draws_masks(tiny_digits, tmp_path):
     for index in range(4):
         item = dataset[index % len(dataset)]
         raw = image_of(item['inputs']).astype(float)
-        drawn = cv2.imread(draw_sample(visualizer, item, str(tmp_path / 'one'), index))
+        drawn = cv2.imread(draw_sample(visualizer, item, str(tmp_path / 'drawn'), index))
         drawn = drawn[..., ::-1].astype(float)
         assert drawn.shape == raw.shape
         labels = item['data_samples'].gt_sem_seg.data[0].numpy()

@@ -20,7 +20,7 @@ import bnn_tasks  # noqa: F401
 from bnn_tasks.deploy.export import export_model
 from bnn_tasks.deploy.export_layers import binary_input_margin
 from bnn_tasks.deploy.export_wrappers import build_export_wrapper
-from bnn_tasks.deploy.op_spec import RESIDUAL_INPUT, is_binary_conv
+from bnn_tasks.deploy.op_spec import RESIDUAL_INPUT, has_input, is_binary_conv
 from bnn_tasks.deploy.runtime import create_session
 from bnn_tasks.layers import BinaryConv2d, BinaryConvUnit
 
@@ -125,9 +125,7 @@ def test_bnh_config_trains_one_step_exports_and_matches_mmdet(name, tiny_digits,
     unit_nodes = [n for n in binary_nodes if n.input[0] in norm_outputs]
     # one node per call: the RPN's shared unit has one per level
     assert len(unit_nodes) == len(norm_outputs) >= len(units) > 0
-    residual = RESIDUAL_INPUT
-    without_residual = [n for n in unit_nodes
-                        if len(n.input) <= residual or n.input[residual] == '']
+    without_residual = [n for n in unit_nodes if not has_input(n, RESIDUAL_INPUT)]
     # the units without a shortcut (the first RoI fc: C*7*7 -> fc_out) are called once each
     assert len(without_residual) == sum(not u.has_shortcut for u in units)
     # dim 0 is the image batch for convs over images, not for the RoI fcs (one image of RoIs)
