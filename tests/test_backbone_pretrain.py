@@ -106,3 +106,35 @@ def test_pretraining_runs_the_backbone_at_the_full_lr():
     binary = [f'{n}.weight' for n, m in model.named_modules() if isinstance(m, BinaryConv2d)]
     assert binary and all(decay[n] == 0.0 for n in binary)
     assert cfg.optim_wrapper.paramwise_cfg.custom_keys['backbone']['lr_mult'] == 0.1  # untouched
+
+
+def test_float_stage_pretraining_trains_the_networks_two_stage_starts_from(
+        tiny_digits, tmp_path, capsys, monkeypatch):
+    """--float-stage: float weights and clip activations wherever the config binarizes."""
+    import bnn_tasks.engine.backbone_pretrain as backbone_pretrain
+    from bnn_tasks.layers.binary_conv import BinaryConv2d
+    built = []
+    real_build = backbone_pretrain.build_backbone
+    monkeypatch.setattr(backbone_pretrain, 'build_backbone',
+                        lambda cfg: built.append(real_build(cfg)) or built[-1])
+    ckpt = str(tmp_path / 'float_stage.pth')
+    code = pretrain_tool.run_tool(pretrain_tool.main, [
+        SEG_PT, '--float-stage', '--max-iters', '2', '--batch-size', '4', '--data-root',
+        tiny_digits, '--out', ckpt])
+    assert code == 0, capsys.readouterr().err
+    assert json.load(open(osp.join(tmp_path, 'float_stage.json')))['float_stage'] is True
+    convs = [m for m in built[0].modules() if isinstance(m, BinaryConv2d)]
+    weight = torch.randn(4, 3, 3, 3)
+    x = torch.linspace(-3, 3, 13)
+    for conv in convs:  # identity weights, clip(-1, 1) inputs
+        signs, scale = conv.kernel_quantizer(weight)
+        assert torch.equal(signs, weight) and scale is None
+        assert torch.equal(conv.input_quantizer(x), x.clamp(-1, 1))
+    assert convs
+
+    # a float config has no float stage: named, not silently pretrained as is
+    code = pretrain_tool.run_tool(pretrain_tool.main, [
+        SEG_OTHER, '--float-stage', '--max-iters', '2', '--data-root', tiny_digits, '--out',
+        str(tmp_path / 'x.pth')])
+    err = capsys.readouterr().err
+    assert code == 2 and '--float-stage' in err and 'fcn_r18-d8_digits.py' in err

@@ -10,6 +10,9 @@ starts from it:
         --minutes 10
     python tools/train.py configs/group_net/fcn_groupnet18-d8_digits_pretrained.py
 
+``--float-stage`` pretrains the recipe's float stage of a binary config instead (float weights,
+clip activations: what ``tools/train.py CONFIG --two-stage`` starts from; same parameter names).
+
 The schedule (warm-up, cosine decay) is fitted to ``--minutes`` after timing the first steps.
 """
 import argparse
@@ -34,6 +37,10 @@ def parse_args(argv=None):
     p.add_argument('--data-root', default=None,
                    help="dataset with annotations/instances_{train,val}.json (default: the "
                    "config's train_dataloader.dataset.data_root)")
+    p.add_argument('--float-stage', action='store_true',
+                   help='pretrain the float stage of the two-stage recipe (binary configs: '
+                   'float weights, clip activations), the network --two-stage training starts '
+                   'from')
     p.add_argument('--batch-size', type=int, default=64)
     # digits are 8x8 scans: 32 px crops keep their detail and cost a quarter of 64 px ones
     # (measured, float ResNet-18, 4 min: 90% validation accuracy at 32 px, 28% at 64 px)
@@ -64,6 +71,12 @@ def main(argv=None):
         raise ToolError('--minutes and --max-iters must be positive')
     from bnn_tasks.datasets.digit_crops import DigitCrops
     from bnn_tasks.engine.backbone_pretrain import pretrain_backbone
+    if args.float_stage:
+        from bnn_tasks.engine.recipe import RecipeError, float_stage
+        try:
+            cfg = float_stage(cfg, args.config)
+        except RecipeError as e:
+            raise ToolError(f'--float-stage: {e}') from None
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s', datefmt='%H:%M:%S')
     train = DigitCrops(data_root, 'train', crop_size=args.crop_size)
     val = DigitCrops(data_root, 'val', crop_size=args.crop_size)
@@ -72,7 +85,7 @@ def main(argv=None):
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     summary = pretrain_backbone(cfg, train, val, out, args.minutes, max_iters=args.max_iters,
                                 batch_size=args.batch_size, seed=args.seed)
-    summary.update(config=args.config, checkpoint=out)
+    summary.update(config=args.config, checkpoint=out, float_stage=args.float_stage)
     with open(osp.splitext(out)[0] + '.json', 'w') as f:
         json.dump(summary, f, indent=1)
     print(json.dumps(summary))

@@ -18,6 +18,8 @@ regenerated from it every time (``bnn_tasks.analysis.results_page``).
 
 A config with ``load_from`` that ``tools/pretrain_backbone.py`` writes (``*_pretrained.py``)
 gets that command first with ``--pretrain-minutes``; its time is part of the row's minutes.
+With ``--two-stage`` a binary row pretrains the recipe's float stage (``--float-stage``), the
+network its stage 1 trains.
 
 ``--fit-minutes M`` gives every row the same wall-clock budget instead of the same iteration
 count: the row starts with ``--max-iters`` as its guess, times its own steps at 10 % and 50 %
@@ -257,6 +259,8 @@ def train_and_test(config: str, args) -> dict:
     commands, pretrain = [], None
     if args.pretrain_minutes or args.pretrain_iters:
         pretrain_cmd = ['python', 'tools/pretrain_backbone.py', config]
+        if two_stage:  # stage 1 (float weights, clip activations) is what starts from it
+            pretrain_cmd.append('--float-stage')
         if args.pretrain_minutes:
             pretrain_cmd += ['--minutes', str(args.pretrain_minutes)]
         if args.pretrain_iters:
@@ -271,7 +275,8 @@ def train_and_test(config: str, args) -> dict:
         pretrain = dict(minutes=round(summary['minutes'], 1), iterations=summary['iterations'],
                         val_accuracy=summary['val_accuracy'], reused=True)
         commands.append(f'python tools/pretrain_backbone.py {config} '
-                        f'--max-iters {summary["iterations"]}')
+                        f'--max-iters {summary["iterations"]}'
+                        + (' --float-stage' if summary.get('float_stage') else ''))
     train_cmd, result, facts = train(config, work_dir, args, args.fit_minutes,
                                      args.val_interval,
                                      recipe_args=recipe_args(args) if two_stage else ())
