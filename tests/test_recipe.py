@@ -204,3 +204,80 @@ def test_relative_feature_loss_is_scale_free_and_refuses_unknown_kinds():
     assert feature_mse(teacher, teacher, 'neck', 'relative') == 0
     with pytest.raises(ValueError, match="unknown feature loss 'l1'"):
         feature_mse(student, teacher, 'neck', 'l1')
+
+
+def _detection_batch(size=128, boxes=((10., 12., 60., 70.), (70., 64., 120., 118.))):
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+    samples = []
+    for i in range(2):
+        s = DetDataSample(metainfo=dict(img_shape=(size, size), pad_shape=(size, size),
+                                        ori_shape=(size, size), scale_factor=(1.0, 1.0),
+                                        batch_input_shape=(size, size)))
+        s.gt_instances = InstanceData(bboxes=torch.tensor(boxes), labels=torch.tensor([i, 3]))
+        samples.append(s)
+    return torch.randn(2, 3, size, size), samples
+
+
+def _detection_model_cfg(path):
+    cfg = Config.fromfile(path)
+    cfg.model.pop('data_preprocessor', None)
+    return cfg
+
+
+def test_roi_logits_are_distilled_on_the_rois_the_student_sampled():
+    """The binary-neck-and-heads Faster R-CNN taught by the float twin: the RoI head's class
+    logits get a KL term, computed by the teacher's RoI head at the student's RoIs."""
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
+    torch.manual_seed(0)
+    student = _detection_model_cfg(BNH).model
+    teacher = _detection_model_cfg(FLOAT_FRCNN).model
+    model = MODELS.build(dict(type='DistillingModel', student=student, teacher=teacher,
+                              feat_weight=0.0))
+    model.train()
+    calls = []
+    teacher_forward = model.teacher.roi_head._bbox_forward
+    model.teacher.roi_head._bbox_forward = lambda x, rois: calls.append(rois) or \
+        teacher_forward(x, rois)
+    inputs, samples = _detection_batch()
+    losses = model(inputs, samples, mode='loss')
+    roi_loss = losses['loss_distill_roi_logits']
+    assert torch.isfinite(roi_loss) and roi_loss > 0
+    assert 'loss_distill_feat' not in losses and losses['loss_distill_logits'] > 0  # RPN
+    # the teacher scored the RoIs the student sampled: batch indices of both images, and the
+    # ground-truth boxes the sampler adds as proposals among them
+    (rois,) = calls
+    assert set(rois[:, 0].tolist()) == {0.0, 1.0}
+    gt = torch.tensor([[0., 10., 12., 60., 70.]])
+    assert (rois == gt).all(dim=1).any()
+    model.student.zero_grad()
+    roi_loss.backward()
+    fc_cls = model.student.roi_head.bbox_head.fc_cls.weight
+    assert fc_cls.grad is not None and fc_cls.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.teacher.parameters())
+
+    # weight 0 turns the term off; a teacher without RoI head is refused by name
+    off = MODELS.build(dict(type='DistillingModel', student=student, teacher=teacher,
+                            roi_logits_weight=0.0))
+    off.train()
+    assert 'loss_distill_roi_logits' not in off(*_detection_batch(), mode='loss')
+    one_stage = _detection_model_cfg(RETINANET).model
+    with pytest.raises(ValueError, match='roi_logits_weight=0'):
+        MODELS.build(dict(type='DistillingModel', student=student, teacher=one_stage,
+                          feat_weight=0.0, logits_weight=0.0))
+
+
+def test_roi_logits_kl_is_zero_for_equal_logits_and_matches_the_softmax_formula():
+    from bnn_tasks.models.distill_losses import roi_logits_kl
+    torch.manual_seed(0)
+    s, t = torch.randn(7, 11), torch.randn(7, 11)
+    assert roi_logits_kl(t, t, sigmoid=False).abs() < 1e-6
+    p = t.softmax(1)
+    expected = (p * (p.log() - s.log_softmax(1))).sum(1).mean()
+    assert torch.allclose(roi_logits_kl(s, t, sigmoid=False), expected, atol=1e-6)
+    assert torch.allclose(roi_logits_kl(2 * s, 2 * t, sigmoid=False, temperature=2.0),
+                          4 * expected, atol=1e-5)
+    with pytest.raises(ValueError, match='same classes'):
+        roi_logits_kl(s, t[:, :5], sigmoid=False)

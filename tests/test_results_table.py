@@ -110,7 +110,8 @@ def _fake_tools(monkeypatch, tmp_path, refit_by=0, binary=('configs/b/bin.py',))
             (work_dir / 'train_result.json').write_text(json.dumps(dict(
                 stages['stage2_binary'], stages=stages, recipe='two_stage',
                 distill=None if '--no-distill' in cmd else {
-                    'teacher_config': 'float stage', 'options': dict(
+                    'teacher_config': cmd[cmd.index('--teacher-config') + 1]
+                    if '--teacher-config' in cmd else 'float stage', 'options': dict(
                         kv.split('=') for kv in cmd[cmd.index('--distill-options') + 1:]
                         if '=' in kv) if '--distill-options' in cmd else {}})))
         else:  # a checkpoint's VOC mAP is its iteration / 100, the final one 0.4
@@ -240,3 +241,21 @@ def test_kept_checkpoints_become_validation_points_in_minutes(monkeypatch, tmp_p
     _keep(run_dir / 'stage2_binary', 33)
     results_table.add_checkpoint_scores(row, args.work_root)
     assert [it for it, _ in row['checkpoint_curve']] == [30, 33]
+
+
+def test_another_teacher_reaches_stage_2_and_names_its_row(monkeypatch, tmp_path):
+    calls = _fake_tools(monkeypatch, tmp_path)
+    args = results_table.parse_args([
+        'configs/b/bin.py', '--two-stage', '--max-iters', '30', '--teacher-config',
+        'configs/b/twin.py', '--teacher-checkpoint', 'work_dirs/twin/iter_9.pth',
+        '--distill-options', 'feat_weight=0'])
+    row = results_table.train_and_test('configs/b/bin.py', args)
+    assert row['name'] == 'bin_feat_weight-0_teacher-twin'
+    train = calls[0]
+    assert train[train.index('--teacher-config') + 1] == 'configs/b/twin.py'
+    assert train[train.index('--teacher-checkpoint') + 1] == 'work_dirs/twin/iter_9.pth'
+    md = results_page.render_markdown([row])
+    assert 'distilled from `twin` (feat_weight=0): float stage 1' in md
+    with pytest.raises(SystemExit, match='go together'):
+        results_table.main(['configs/b/bin.py', '--two-stage', '--teacher-config',
+                            'configs/b/twin.py', '--out', str(tmp_path)])

@@ -92,6 +92,11 @@ def parse_args(argv=None):
     p.add_argument('--distill-options', nargs='+', default=[], metavar='KEY=VALUE',
                    help='with --two-stage: DistillingModel options for stage 2, passed to '
                    'tools/train.py as given (row NAME_KEY-VALUE), e.g. feat_loss=relative')
+    p.add_argument('--teacher-config', default=None,
+                   help='with --two-stage: distil from this model (e.g. the float twin of '
+                   'configs/baselines) instead of stage 1; needs --teacher-checkpoint (row '
+                   'NAME_teacher-TEACHER)')
+    p.add_argument('--teacher-checkpoint', default=None, help="the teacher's weights")
     p.add_argument('--first-stage-fraction', type=float, default=None,
                    help="with --two-stage: the float stage's share of the budget (default: "
                    "the recipe's)")
@@ -236,8 +241,10 @@ def row_name(config: str, args, two_stage: bool) -> str:
         return config_name(config)
     if args.no_distill:
         return config_name(config) + '_no-distill'
+    teacher = ['teacher-' + config_name(args.teacher_config)] if args.teacher_config else []
     return '_'.join([config_name(config)] +
-                    [option.replace('=', '-', 1) for option in sorted(args.distill_options)])
+                    [option.replace('=', '-', 1) for option in sorted(args.distill_options)]
+                    + teacher)
 
 
 def recipe_args(args) -> list:
@@ -247,6 +254,9 @@ def recipe_args(args) -> list:
         extra.append('--no-distill')
     if args.distill_options:
         extra += ['--distill-options'] + args.distill_options
+    if args.teacher_config:
+        extra += ['--teacher-config', args.teacher_config,
+                  '--teacher-checkpoint', args.teacher_checkpoint]
     if args.first_stage_fraction is not None:
         extra += ['--first-stage-fraction', str(args.first_stage_fraction)]
     return extra
@@ -319,14 +329,16 @@ def main(argv=None):
     if not args.render_only:
         if not args.configs:
             raise SystemExit('error: give config files, or --render-only')
-        recipe_only = args.no_distill or args.distill_options or \
+        recipe_only = args.no_distill or args.distill_options or args.teacher_config or \
             args.first_stage_fraction is not None
         if recipe_only and not args.two_stage:
-            raise SystemExit('error: --no-distill, --distill-options and --first-stage-fraction '
-                             'need --two-stage')
-        if args.no_distill and args.distill_options:
-            raise SystemExit('error: --distill-options configures the distillation that '
-                             '--no-distill turns off')
+            raise SystemExit('error: --no-distill, --distill-options, --teacher-config and '
+                             '--first-stage-fraction need --two-stage')
+        if args.no_distill and (args.distill_options or args.teacher_config):
+            raise SystemExit('error: --distill-options and --teacher-config configure the '
+                             'distillation that --no-distill turns off')
+        if bool(args.teacher_config) != bool(args.teacher_checkpoint):
+            raise SystemExit('error: --teacher-config and --teacher-checkpoint go together')
         for config in args.configs:
             config = osp.relpath(osp.abspath(config), REPO)
             row = train_and_test(config, args)

@@ -97,7 +97,9 @@ def first_stage_note(row: dict, cols) -> str:
         how = 'no distillation'
         if distill:
             options = ', '.join(f'{k}={v}' for k, v in sorted(distill.get('options', {}).items()))
-            how = 'distilled from it' + (f' ({options})' if options else '')
+            teacher = distill.get('teacher_config') or ''
+            source = f'`{config_name(teacher)}`' if teacher.endswith('.py') else 'it'
+            how = f'distilled from {source}' + (f' ({options})' if options else '')
         return f'two-stage recipe, {how}: float stage 1 ({facts})'
     return f'two-stage recipe: starts from the float stage-1 model ' \
         f'`{config_name(stage["config"])}` ({facts})'

@@ -70,3 +70,15 @@ def logits_kl(student: Sequence[Tensor], teacher: Sequence[Tensor], channels: in
             shape = (n, c // channels, channels, h, w)
             losses.append(softmax_kl(s.reshape(shape), t.reshape(shape), dim=2).mean())
     return torch.stack(losses).mean() * temperature**2
+
+
+def roi_logits_kl(student: Tensor, teacher: Tensor, sigmoid: bool,
+                  temperature: float = 1.0) -> Tensor:
+    """Mean KL between per-RoI class logits ``(num_rois, classes)`` (background included for
+    softmax heads), scaled by T^2 as :func:`logits_kl`."""
+    if student.shape != teacher.shape:
+        raise ValueError(f'distillation: RoI logits {tuple(student.shape)} (student) vs '
+                         f'{tuple(teacher.shape)} (teacher); the teacher needs the same classes')
+    s, t = student / temperature, teacher / temperature
+    kl = sigmoid_kl(s, t) if sigmoid else softmax_kl(s, t, dim=1)
+    return kl.mean() * temperature**2

@@ -2,7 +2,7 @@
 
     model = dict(type='DistillingModel', student=<binary model cfg>, teacher=<model cfg>,
                  teacher_checkpoint='work_dirs/x/stage1_float/iter_600.pth',
-                 feat_weight=1.0, logits_weight=1.0, temperature=1.0,
+                 feat_weight=1.0, logits_weight=1.0, roi_logits_weight=1.0, temperature=1.0,
                  feature_sources=('backbone', 'neck'))
 
 In ``loss`` mode the student's own losses get two more, logged under their own names:
@@ -11,8 +11,11 @@ In ``loss`` mode the student's own losses get two more, logged under their own n
   outputs (``feature_sources``), times ``feat_weight``;
 * ``loss_distill_logits``: KL between the class logits of the dense head, times
   ``logits_weight``: per-pixel decode-head logits (segmentation), the dense head's class scores
-  (RetinaNet, SSD), the RPN objectness (two-stage detectors; the RoI head's logits are left out:
-  they are computed on RoIs the student and teacher sample differently).
+  (RetinaNet, SSD), the RPN objectness (two-stage detectors), times ``logits_weight``;
+* ``loss_distill_roi_logits`` (two-stage detectors): KL between the RoI head's class logits
+  on the RoIs the student sampled, the teacher's computed by its own RoI head on its own
+  features at those same boxes (the two would otherwise sample different RoIs), times
+  ``roi_logits_weight``.
 
 The teacher is frozen: eval mode, no gradients, not a registered submodule, so it is in
 neither the optimizer, nor DDP, nor the checkpoints. The checkpoints hold the student alone
@@ -30,7 +33,7 @@ from mmengine.model import BaseModel
 from mmengine.registry import MODELS
 
 from ..backbones.registry import REGISTRIES
-from .distill_losses import FEATURE_LOSSES, feature_mse, logits_kl
+from .distill_losses import FEATURE_LOSSES, feature_mse, logits_kl, roi_logits_kl
 
 STUDENT = 'student.'
 
@@ -46,6 +49,43 @@ def _logits_head(model):
         return head, head.cls_out_channels, bool(getattr(head, 'use_sigmoid_cls', False))
     raise ValueError(f'distillation: {type(model).__name__} has no rpn_head, dense bbox_head '
                      'or decode_head')
+
+
+def _roi_head(model):
+    """The RoI head whose class logits are distilled, or None (one-stage detectors, segmentors)."""
+    roi_head = getattr(model, 'roi_head', None)
+    if roi_head is None:
+        return None
+    if not hasattr(roi_head, '_bbox_forward') or getattr(roi_head, 'bbox_head', None) is None:
+        raise ValueError(f'distillation: {type(roi_head).__name__} has no single bbox head with '
+                         '_bbox_forward(x, rois) (StandardRoIHead); set roi_logits_weight=0')
+    return roi_head
+
+
+def _roi_logits_sigmoid(roi_head) -> bool:
+    return bool(getattr(getattr(roi_head.bbox_head, 'loss_cls', None), 'use_sigmoid', False))
+
+
+@contextlib.contextmanager
+def _capture_sampled_rois(roi_head):
+    """Record ``(rois, cls_score)`` of the first ``roi_head._bbox_forward`` call while the
+    block runs (the RoIs the student's loss sampled); nothing when ``roi_head`` is None."""
+    calls = []
+    if roi_head is None:
+        yield calls
+        return
+    original = roi_head._bbox_forward
+
+    def bbox_forward(x, rois, *args, **kwargs):
+        out = original(x, rois, *args, **kwargs)
+        if not calls:
+            calls.append((rois.detach(), out['cls_score']))
+        return out
+    roi_head._bbox_forward = bbox_forward
+    try:
+        yield calls
+    finally:
+        del roi_head._bbox_forward
 
 
 def _as_tensors(output) -> list:
@@ -104,7 +144,9 @@ class DistillingModel(BaseModel):
         teacher_checkpoint: weights loaded into the teacher (strictly); None keeps its
             initialization (tests only).
         feat_weight, logits_weight: loss weights (0 turns a loss off).
-        temperature: softening of the logits for the KL term.
+        roi_logits_weight: weight of the RoI head's logits KL (two-stage detectors; the teacher
+            needs a RoI head with the same classes).
+        temperature: softening of the logits for the KL terms.
         feature_sources: which outputs ``loss_distill_feat`` compares: 'backbone', 'neck'.
         feat_loss: 'mse' (raw MSE of the maps) or 'relative' (each map's MSE over the
             teacher map's mean square: scale-free).
@@ -112,7 +154,7 @@ class DistillingModel(BaseModel):
 
     def __init__(self, student, teacher, teacher_checkpoint: Optional[str] = None,
                  feat_weight: float = 1.0, logits_weight: float = 1.0,
-                 temperature: float = 1.0,
+                 roi_logits_weight: float = 1.0, temperature: float = 1.0,
                  feature_sources: Sequence[str] = ('backbone', 'neck'),
                  feat_loss: str = 'mse', init_cfg=None, data_preprocessor=None):
         student = _build(student)
@@ -127,6 +169,11 @@ class DistillingModel(BaseModel):
         self._teacher = [teacher]
         self.teacher_checkpoint = teacher_checkpoint
         self.feat_weight, self.logits_weight = float(feat_weight), float(logits_weight)
+        self.roi_logits_weight = float(roi_logits_weight)
+        if self.roi_logits_weight and _roi_head(student) is not None and \
+                _roi_head(teacher) is None:
+            raise ValueError('DistillingModel: the student has a RoI head and the teacher has '
+                             'none; give a two-stage teacher or roi_logits_weight=0')
         self.temperature = float(temperature)
         unknown = set(feature_sources) - {'backbone', 'neck'}
         if unknown:
@@ -178,17 +225,29 @@ class DistillingModel(BaseModel):
         return taps
 
     @torch.no_grad()
-    def _teacher_outputs(self, inputs) -> dict:
+    def _teacher_outputs(self, inputs, rois=None) -> dict:
+        """The teacher's tapped outputs; with ``rois``, also its RoI class logits there."""
         teacher = self.teacher
         with _capture(self._taps(teacher)) as outputs:
             feats = teacher.extract_feat(inputs)
             _logits_head(teacher)[0](feats)
+        if rois is not None:
+            outputs['roi_logits'] = _roi_head(teacher)._bbox_forward(feats, rois)['cls_score']
         return outputs
 
     def loss(self, inputs, data_samples) -> dict:
-        with _capture(self._taps(self.student)) as student_out:
+        roi_head = _roi_head(self.student) if self.roi_logits_weight else None
+        with _capture(self._taps(self.student)) as student_out, \
+                _capture_sampled_rois(roi_head) as sampled:
             losses = self.student.loss(inputs, data_samples)
-        teacher_out = self._teacher_outputs(inputs)
+        rois, student_roi_logits = sampled[0] if sampled else (None, None)
+        if rois is not None and not len(rois):  # nothing sampled: no term
+            rois = None
+        teacher_out = self._teacher_outputs(inputs, rois)
+        if rois is not None:
+            losses['loss_distill_roi_logits'] = self.roi_logits_weight * roi_logits_kl(
+                student_roi_logits, teacher_out['roi_logits'], _roi_logits_sigmoid(roi_head),
+                self.temperature)
         if self.feat_weight:
             feat = [feature_mse(_as_tensors(student_out[k]), _as_tensors(teacher_out[k]), k,
                                 self.feat_loss)
