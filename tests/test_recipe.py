@@ -281,3 +281,27 @@ def test_roi_logits_kl_is_zero_for_equal_logits_and_matches_the_softmax_formula(
                           4 * expected, atol=1e-5)
     with pytest.raises(ValueError, match='same classes'):
         roi_logits_kl(s, t[:, :5], sigmoid=False)
+
+
+def test_two_stage_with_the_float_twin_as_teacher_distils_rpn_and_roi_logits(
+        tiny_digits, tmp_path):
+    """tools/train.py --two-stage --teacher-config: stage 2 of the binary-neck-and-heads
+    Faster R-CNN learns from another model's checkpoint (here an untrained float twin)."""
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
+    twin = MODELS.build(_detection_model_cfg(FLOAT_FRCNN).model)
+    teacher_ckpt = str(tmp_path / 'twin.pth')
+    torch.save({'state_dict': twin.state_dict()}, teacher_ckpt)
+    work = str(tmp_path / 'work')
+    result = _two_stage(BNH, tiny_digits, work, extra=[
+        '--teacher-config', FLOAT_FRCNN, '--teacher-checkpoint', teacher_ckpt,
+        '--distill-options', 'feat_weight=0'])
+    assert result['distill']['teacher_config'] == FLOAT_FRCNN
+    assert result['distill']['options'] == {'feat_weight': 0}
+    rows = _logged_losses(result['stages']['stage2_binary']['work_dir'])
+    assert rows and all(r['loss_distill_roi_logits'] > 0 and r['loss_distill_logits'] > 0
+                        and 'loss_distill_feat' not in r for r in rows), rows
+    log = ''.join(open(p).read()
+                  for p in glob.glob(osp.join(work, 'stage2_binary', '*', '*.log')))
+    assert 'distillation teacher loaded from ' + teacher_ckpt in log
