@@ -5,13 +5,13 @@
                  feat_weight=1.0, logits_weight=1.0, roi_logits_weight=1.0, temperature=1.0,
                  feature_sources=('backbone', 'neck'))
 
-In ``loss`` mode the student's own losses get two more, logged under their own names:
+In ``loss`` mode the student's own losses get up to three more, logged under their own names:
 
 * ``loss_distill_feat``: MSE between student and teacher backbone stage outputs and neck
   outputs (``feature_sources``), times ``feat_weight``;
 * ``loss_distill_logits``: KL between the class logits of the dense head, times
   ``logits_weight``: per-pixel decode-head logits (segmentation), the dense head's class scores
-  (RetinaNet, SSD), the RPN objectness (two-stage detectors), times ``logits_weight``;
+  (RetinaNet, SSD), the RPN objectness (two-stage detectors);
 * ``loss_distill_roi_logits`` (two-stage detectors): KL between the RoI head's class logits
   on the RoIs the student sampled, the teacher's computed by its own RoI head on its own
   features at those same boxes (the two would otherwise sample different RoIs), times
