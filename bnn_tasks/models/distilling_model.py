@@ -66,28 +66,6 @@ def _roi_logits_sigmoid(roi_head) -> bool:
     return bool(getattr(getattr(roi_head.bbox_head, 'loss_cls', None), 'use_sigmoid', False))
 
 
-@contextlib.contextmanager
-def _capture_sampled_rois(roi_head):
-    """Record ``(rois, cls_score)`` of the first ``roi_head._bbox_forward`` call while the
-    block runs (the RoIs the student's loss sampled); nothing when ``roi_head`` is None."""
-    calls = []
-    if roi_head is None:
-        yield calls
-        return
-    original = roi_head._bbox_forward
-
-    def bbox_forward(x, rois, *args, **kwargs):
-        out = original(x, rois, *args, **kwargs)
-        if not calls:
-            calls.append((rois.detach(), out['cls_score']))
-        return out
-    roi_head._bbox_forward = bbox_forward
-    try:
-        yield calls
-    finally:
-        del roi_head._bbox_forward
-
-
 def _as_tensors(output) -> list:
     """A module output as a list of maps: stages/levels, or the class scores of a dense head."""
     if torch.is_tensor(output):
@@ -99,30 +77,51 @@ def _as_tensors(output) -> list:
 
 
 @contextlib.contextmanager
-def _capture(modules: dict):
-    """Record the first output of each named module while the block runs.
+def _observed(obj, method: str, observe):
+    """Call ``observe(args, output)`` after each call of ``obj.<method>`` while the block runs.
 
-    Wraps ``forward`` on the instance rather than adding a forward hook: mmseg's decode heads
-    call ``self.forward(...)`` directly, which hooks do not see.
+    Wraps the method on the instance rather than adding a forward hook: mmseg's decode heads
+    call ``self.forward(...)`` directly, and ``_bbox_forward`` is no module call at all; hooks
+    see neither. Deleting the instance attribute restores the class's method.
     """
-    outputs = {}
+    original = getattr(obj, method)
 
-    def wrap(name, module):
-        original = module.forward
-
-        def forward(*args, **kwargs):
-            out = original(*args, **kwargs)
-            outputs.setdefault(name, out)
-            return out
-        module.forward = forward
-
-    for name, module in modules.items():
-        wrap(name, module)
+    def observed(*args, **kwargs):
+        out = original(*args, **kwargs)
+        observe(args, out)
+        return out
+    setattr(obj, method, observed)
     try:
-        yield outputs
+        yield
     finally:
-        for module in modules.values():
-            del module.forward  # back to the class's forward
+        delattr(obj, method)
+
+
+@contextlib.contextmanager
+def _capture(modules: dict):
+    """Record the first output of each named module while the block runs."""
+    outputs = {}
+    with contextlib.ExitStack() as stack:
+        for name, module in modules.items():
+            stack.enter_context(_observed(
+                module, 'forward', lambda args, out, name=name: outputs.setdefault(name, out)))
+        yield outputs
+
+
+@contextlib.contextmanager
+def _capture_sampled_rois(roi_head):
+    """Record ``(rois, cls_score)`` of the first ``roi_head._bbox_forward(x, rois)`` call while
+    the block runs (the RoIs the student's loss sampled); nothing when ``roi_head`` is None."""
+    calls = []
+    if roi_head is None:
+        yield calls
+        return
+
+    def observe(args, out):
+        if not calls:
+            calls.append((args[1].detach(), out['cls_score']))
+    with _observed(roi_head, '_bbox_forward', observe):
+        yield calls
 
 
 def _build(cfg):
