@@ -46,8 +46,17 @@ def test_markdown_and_curves_show_measured_rows(tmp_path):
     md = results_page.render_markdown([pre])
     assert '| `seg_pt` | 40 (50) | 2.9 (2.0 pretrain, 81% digit acc. + 0.9) | 61.50 |' in md
     assert '`python tools/pretrain_backbone.py x` then `python tools/train.py' in md
+    # a two-stage row after pretraining: all three parts count
+    staged = dict(pre, first_stage=dict(config='configs/x/seg_fp.py', minutes=1.4, iterations=30,
+                                         metrics={'mIoU': 20.0}))
+    md = results_page.render_markdown([staged])
+    assert '| 4.3 (2.0 pretrain, 81% digit acc. + 1.4 float stage 1 + 0.9) |' in md
     md = results_page.write_results_page(rows, str(tmp_path))
     assert (tmp_path / 'results.md').read_text() == md
+    # the hand-written discussion beside results.json ends the page
+    (tmp_path / results_page.DISCUSSION_FILE).write_text('## Discussion\n\nwhy det_a misses\n')
+    md = results_page.write_results_page(rows, str(tmp_path))
+    assert md.endswith('## Discussion\n\nwhy det_a misses\n') and '| `det_a` |' in md
     for task in ('detection', 'segmentation'):
         assert (tmp_path / f'{task}_curves.png').stat().st_size > 1000
 
@@ -60,6 +69,21 @@ def test_rows_are_grouped_by_detector_with_the_float_twin_first():
     md = results_page.render_markdown(rows)
     order = [md.index(f'| `{n}` |') for n in ('frcnn_r18', 'frcnn_b', 'ssd_r18', 'ssd_b')]
     assert order == sorted(order)
+
+
+def test_binary_rows_show_their_share_of_the_float_twin_at_the_same_budget():
+    def row(family, name, voc, budget=1.0, date='2026-11-22'):
+        return dict(_row(name, 'detection', {'pascal_voc/mAP': voc}, 'pascal_voc/mAP'),
+                    config=f'configs/{family}/{name}.py', budget_minutes=budget, date=date)
+    rows = [row('baselines', 'frcnn_r18', 0.8), row('bireal', 'frcnn_b', 0.72),
+            row('baselines', 'frcnn_r18_old', 0.4, date='2026-11-01'),
+            row('baselines', 'frcnn_r18_long', 0.9, budget=2.0),
+            row('bireal', 'ssd_b', 0.5)]
+    md = results_page.render_markdown(rows)
+    assert '| 0.720 | 90 % | cpu, 2026-11-22 |' in md  # the newest twin at the same budget
+    assert '| 0.800 |  | cpu' in md  # a twin has no share
+    assert '| 0.500 |  | cpu' in md  # no SSD twin measured
+    assert 'VOC mAP@0.5 of the float twin' in md
 
 
 def _fake_train(work_dir, cmd, iters, refit_by):

@@ -11,7 +11,11 @@ METRICS = {
     # mmseg reports percentages
     'segmentation': [('mIoU', 'mIoU %'), ('mAcc', 'mAcc %'), ('aAcc', 'aAcc %')],
 }
-
+# the metric a binary row is compared with its float twin by, and its curves plot
+HEADLINE = {'detection': ('pascal_voc/mAP', 'VOC mAP@0.5'), 'segmentation': ('mIoU', 'mIoU %')}
+# hand-written analysis of the rows (why a row misses, what to try), kept beside results.json
+# and appended to the page
+DISCUSSION_FILE = 'discussion.md'
 
 
 def config_name(config: str) -> str:
@@ -27,10 +31,56 @@ def metric_value(metrics: dict, key: str):
     return None
 
 
+def _group(row) -> str:
+    return row['name'].split('_')[0]
+
+
+def _is_twin(row) -> bool:
+    return row['config'].startswith('configs/baselines/')
+
+
 def table_order(row):
     """Rows grouped by detector/segmentor (the name's first part), float twin first."""
-    return row['name'].split('_')[0], not row['config'].startswith('configs/baselines/'), \
-        row['name']
+    return _group(row), not _is_twin(row), row['name']
+
+
+def float_twin(row, rows):
+    """The float row a binary row is compared with: same detector/segmentor, same budget (the
+    newest if several); None for a float row or when none was measured."""
+    if _is_twin(row):
+        return None
+    twins = [r for r in rows if _is_twin(r) and _group(r) == _group(row)
+             and r.get('budget_minutes') == row.get('budget_minutes')]
+    return max(twins, key=lambda r: r['date']) if twins else None
+
+
+def share_of_twin(row, rows) -> str:
+    """The row's headline metric as a percentage of its float twin's ('' without a twin)."""
+    twin = float_twin(row, rows)
+    key = HEADLINE[row['task']][0]
+    if twin is None:
+        return ''
+    mine, theirs = metric_value(row['metrics'], key), metric_value(twin['metrics'], key)
+    if mine is None or not theirs:
+        return ''
+    return f'{100 * mine / theirs:.0f} %'
+
+
+def row_minutes(row) -> str:
+    """Minutes of all the row's training: pretraining and a float first stage, then the
+    trained config, with the parts named."""
+    parts, total = [], 0.0
+    if row.get('pretrain'):
+        p = row['pretrain']
+        parts.append(f'{p["minutes"]} pretrain, {p["val_accuracy"]:.0f}% digit acc.')
+        total += p['minutes']
+    if row.get('first_stage'):
+        parts.append(f'{row["first_stage"]["minutes"]} float stage 1')
+        total += row['first_stage']['minutes']
+    if not parts:
+        return f'{row["train_minutes"]}'
+    return f'{round(total + row["train_minutes"], 1)} ({" + ".join(parts)} + ' \
+        f'{row["train_minutes"]})'
 
 
 def render_markdown(rows) -> str:
@@ -47,32 +97,22 @@ def render_markdown(rows) -> str:
         cols = METRICS[task]
         out += [f'## {task.capitalize()}', '',
                 '| config | iterations (of max) | minutes | '
-                + ' | '.join(c[1] for c in cols) + ' | machine, date |',
-                '|---|---|---|' + '---|' * len(cols) + '---|']
+                + ' | '.join(c[1] for c in cols)
+                + f' | {HEADLINE[task][1]} of the float twin | machine, date |',
+                '|---|---|---|' + '---|' * len(cols) + '---|---|']
         for r in task_rows:
             vals = []
             for key, _ in cols:
                 v = metric_value(r['metrics'], key)
                 fmt = '{:.3f}' if task == 'detection' else '{:.2f}'
                 vals.append('n/a' if v is None else fmt.format(v))
-            minutes = f'{r["train_minutes"]}'
-            if r.get('pretrain'):
-                p = r['pretrain']
-                minutes = (f'{round(p["minutes"] + r["train_minutes"], 1)} ({p["minutes"]} '
-                           f'pretrain, {p["val_accuracy"]:.0f}% digit acc. + '
-                           f'{r["train_minutes"]})')
-            elif r.get('first_stage'):
-                fs = r['first_stage']
-                minutes = (f'{round(fs["minutes"] + r["train_minutes"], 1)} ({fs["minutes"]} '
-                           f'float stage 1 + {r["train_minutes"]})')
             iters = f'{r["iterations"]} ({r["max_iters"]})'
             if r.get('refits'):  # re-fitted to the budget by the run: its own step time
                 iters += f', {r["refits"][-1]["seconds_per_iter"]:.2f} s/it'
             elif r.get('probe'):  # iterations fitted to a time budget: at the probe's step time
                 iters += f', {r["probe"]["seconds_per_iter"]:.2f} s/it'
-            out.append(f'| `{r["name"]}` | {iters} | '
-                       f'{minutes} | ' + ' | '.join(vals)
-                       + f' | {r["cpu"]}, {r["date"]} |')
+            out.append(f'| `{r["name"]}` | {iters} | {row_minutes(r)} | ' + ' | '.join(vals)
+                       + f' | {share_of_twin(r, task_rows)} | {r["cpu"]}, {r["date"]} |')
         notes = [f'- `{r["name"]}`: {r["note"]}' for r in task_rows if r.get('note')]
         notes += [f'- `{r["name"]}`: {first_stage_note(r, cols)}'
                   for r in task_rows if r.get('first_stage')]
@@ -127,22 +167,21 @@ def render_curves(rows, task: str, path: str):
     task_rows = sorted((r for r in rows if r['task'] == task), key=table_order)
     if not task_rows:
         return
-    key, label = METRICS[task][-1] if task == 'detection' else METRICS[task][0]
+    key, label = HEADLINE[task]
     fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(11, 4))
     colors = plt.rcParams['axes.prop_cycle'].by_key()['color']
     for i, r in enumerate(task_rows):
         color = colors[i % len(colors)]  # one colour per row, for both its stages
-        offset = 0.0
+        # pretraining has no detection/segmentation curve: it only shifts the row right
+        offset = r['pretrain']['minutes'] if r.get('pretrain') else 0.0
         if r.get('first_stage'):
             fs = r['first_stage']
-            loss, vals = curve_points(fs, fs['minutes'], key, 0.0)
+            loss, vals = curve_points(fs, fs['minutes'], key, offset)
             for ax, pts, marker in ((ax_loss, loss, None), (ax_val, vals, 'o')):
                 if pts:
                     ax.plot(*zip(*pts), '--', marker=marker, color=color,
                             label=f'{r["name"]}: float stage 1')
-            offset = fs['minutes']
-        elif r.get('pretrain'):
-            offset = r['pretrain']['minutes']  # pretraining has no detection/seg curve
+            offset += fs['minutes']
         loss, vals = curve_points(r, r['train_minutes'], key, offset)
         for ax, pts, marker in ((ax_loss, loss, None), (ax_val, vals, 'o')):
             if pts:
@@ -160,8 +199,13 @@ def render_curves(rows, task: str, path: str):
 
 
 def write_results_page(rows, out_dir: str) -> str:
-    """``results.md`` and one ``<task>_curves.png`` per task into ``out_dir``; returns the md."""
+    """``results.md`` and one ``<task>_curves.png`` per task into ``out_dir``; returns the md.
+    A ``discussion.md`` in ``out_dir`` (hand-written) ends the page."""
     markdown = render_markdown(rows)
+    discussion = osp.join(out_dir, DISCUSSION_FILE)
+    if osp.isfile(discussion):
+        with open(discussion) as f:
+            markdown = markdown.rstrip('\n') + '\n\n' + f.read().strip('\n') + '\n'
     with open(osp.join(out_dir, 'results.md'), 'w') as f:
         f.write(markdown)
     for task in METRICS:
