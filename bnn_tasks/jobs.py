@@ -140,8 +140,9 @@ def train(cfg, config_path: str, resume: Optional[str] = None,
         # mmengine loads load_from non-strictly: a backbone from another config would be
         # skipped with a warning, and the run would silently train from scratch
         from .engine.backbone_pretrain import check_backbone_checkpoint
-        try:
-            check_backbone_checkpoint(runner.model, load_from['state_dict'], cfg.load_from)
+        try:  # a distilled run loads it into its student
+            check_backbone_checkpoint(getattr(runner.model, 'student', runner.model),
+                                      load_from['state_dict'], cfg.load_from)
         except ValueError as e:
             raise ToolError(str(e)) from None
     del load_from
@@ -310,7 +311,8 @@ def train_two_stage(cfg, config_path: str, first_stage_fraction: Optional[float]
                     max_iters: Optional[int] = None, budget_minutes: Optional[float] = None,
                     distill: bool = True, teacher_config: Optional[str] = None,
                     teacher_checkpoint: Optional[str] = None,
-                    distill_cfg: Optional[dict] = None, **prepare_options) -> dict:
+                    distill_cfg: Optional[dict] = None, distill_float_stage: bool = False,
+                    **prepare_options) -> dict:
     """The float-to-binary recipe (``bnn_tasks.engine.recipe``) for the binary ``cfg``.
 
     Stage 1 (float weights, clip activations) trains in ``WORK_DIR/stage1_float``, stage 2 (the
@@ -318,8 +320,10 @@ def train_two_stage(cfg, config_path: str, first_stage_fraction: Optional[float]
     ``WORK_DIR/stage2_binary``. ``max_iters`` and ``budget_minutes`` are split between them by
     ``first_stage_fraction`` (the recipe's ``FIRST_STAGE_FRACTION`` by default).
     ``teacher_config``/``teacher_checkpoint``: another teacher (e.g. the float twin of
-    ``configs/baselines``) instead of stage 1. ``prepare_options``: the other arguments of
-    :func:`prepare_training`, applied to both stages.
+    ``configs/baselines``) instead of stage 1; with ``distill_float_stage`` it teaches stage 1
+    too (a teacher that already segments, say, where the float stage alone does not learn in
+    its budget). ``prepare_options``: the other arguments of :func:`prepare_training`, applied
+    to both stages.
 
     ``WORK_DIR/train_result.json`` names both stages' results (``stages``) and, at the top
     level, stage 2's checkpoint and iterations and the two stages' minutes, so readers of a
@@ -328,8 +332,11 @@ def train_two_stage(cfg, config_path: str, first_stage_fraction: Optional[float]
     """
     from mmengine.config import Config
     from .engine.recipe import (FIRST_STAGE_FRACTION, RecipeError, binary_stage, float_stage,
-                                split_budget, student_config)
+                                split_budget, student_config, with_teacher)
     fraction = FIRST_STAGE_FRACTION if first_stage_fraction is None else first_stage_fraction
+    if distill_float_stage and not teacher_config:
+        raise ToolError('--distill-float-stage needs --teacher-config (the float stage cannot '
+                        'teach itself)')
     if teacher_checkpoint and not distill:
         raise ToolError('--teacher-checkpoint needs distillation (drop --no-distill)')
     if teacher_config and not teacher_checkpoint:
@@ -347,6 +354,9 @@ def train_two_stage(cfg, config_path: str, first_stage_fraction: Optional[float]
         teacher = Config.fromfile(teacher_config)
     if teacher_checkpoint:
         read_checkpoint(teacher_checkpoint, 'teacher checkpoint')
+    plain_stage1 = stage1
+    if distill_float_stage:
+        stage1 = with_teacher(stage1, teacher, teacher_checkpoint, distill_cfg)
     work_dir = cfg.work_dir
     name = osp.splitext(osp.basename(config_path))[0]
 
@@ -365,7 +375,7 @@ def train_two_stage(cfg, config_path: str, first_stage_fraction: Optional[float]
     first = run_stage(stage1, 0)
     try:  # stage 1 left a distributed process group up for stage 2
         if int(os.environ.get('RANK', '0')) == 0:  # the float stage as trained (tools/test.py)
-            stage1.dump(osp.join(first['work_dir'], osp.basename(config_path)))
+            plain_stage1.dump(osp.join(first['work_dir'], osp.basename(config_path)))
         if first['checkpoint'] is None:
             raise ToolError(f'stage 1 in {first["work_dir"]} wrote no checkpoint')
         try:
@@ -389,7 +399,8 @@ def train_two_stage(cfg, config_path: str, first_stage_fraction: Optional[float]
             teacher_config=teacher_config or 'float stage of the config',
             teacher_checkpoint=model['teacher_checkpoint'],
             options={k: v for k, v in model.items()
-                     if k not in ('type', 'student', 'teacher', 'teacher_checkpoint')}),
+                     if k not in ('type', 'student', 'teacher', 'teacher_checkpoint')},
+            float_stage=distill_float_stage),
         stages={STAGE_DIRS[0]: first, STAGE_DIRS[1]: second})
     if int(os.environ.get('RANK', '0')) == 0:  # the process group is already torn down
         student_config(stage2).dump(osp.join(second['work_dir'], osp.basename(config_path)))

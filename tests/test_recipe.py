@@ -19,6 +19,7 @@ RETINANET = osp.join(REPO, 'configs', 'bireal', 'retinanet_bireal18_fpn_digits.p
 FCN = osp.join(REPO, 'configs', 'bireal', 'fcn_bireal18-d8_digits.py')
 BNH = osp.join(REPO, 'configs', 'bireal', 'faster-rcnn_bireal18-bnh_fpn_digits.py')
 FLOAT_FRCNN = osp.join(REPO, 'configs', 'baselines', 'faster-rcnn_r18_fpn_digits.py')
+FLOAT_FCN = osp.join(REPO, 'configs', 'baselines', 'fcn_r18-d8_digits.py')
 
 BACKBONES = {
     'bireal': dict(type='BiRealResNet', depth=18),
@@ -68,9 +69,10 @@ def test_float_stage_reaches_binary_necks_and_heads():
     assert all(_is_float_conv(c) for c in convs)
 
 
-def _two_stage(config, root, work, extra=()):
+def _two_stage(config, root, work, extra=(), options=None):
     opts = digits_overrides(Config.fromfile(config), root)
     opts['default_hooks.logger.interval'] = 1
+    opts.update(options or {})
     code = train_tool.run_tool(train_tool.main, [
         config, '--two-stage', '--max-iters', '4', '--first-stage-fraction', '0.5',
         '--val-interval', '0', '--work-dir', work, *extra,
@@ -305,3 +307,41 @@ def test_two_stage_with_the_float_twin_as_teacher_distils_rpn_and_roi_logits(
     log = ''.join(open(p).read()
                   for p in glob.glob(osp.join(work, 'stage2_binary', '*', '*.log')))
     assert 'distillation teacher loaded from ' + teacher_ckpt in log
+
+
+def test_another_model_can_teach_the_float_stage_too(tiny_digits, tmp_path):
+    """--distill-float-stage: the float twin FCN (here untrained) teaches both stages of the
+    binary FCN, whose float stage starts from a pretrained backbone (checked, and loaded into
+    the student, not the wrapper); both stages save the student alone."""
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    init_default_scope('mmseg')
+    twin = MODELS.build(Config.fromfile(FLOAT_FCN).model)
+    teacher_ckpt = str(tmp_path / 'twin.pth')
+    torch.save({'state_dict': twin.state_dict()}, teacher_ckpt)
+    backbone = MODELS.build(float_stage(Config.fromfile(FCN)).model).backbone
+    pretrained = str(tmp_path / 'backbone.pth')
+    torch.save({'state_dict': {'backbone.' + k: v for k, v in backbone.state_dict().items()},
+                'meta': {'backbone_pretrain': {'iterations': 1}}}, pretrained)
+    teacher = ['--teacher-config', FLOAT_FCN, '--teacher-checkpoint', teacher_ckpt]
+    work = str(tmp_path / 'work')
+    result = _two_stage(FCN, tiny_digits, work, options={'load_from': pretrained}, extra=[
+        *teacher, '--distill-float-stage', '--distill-options', 'feat_weight=0'])
+    assert result['distill']['float_stage'] is True
+    for stage in ('stage1_float', 'stage2_binary'):
+        rows = _logged_losses(result['stages'][stage]['work_dir'])
+        assert rows and all(r['loss_distill_logits'] > 0 and 'loss_distill_feat' not in r
+                            for r in rows), (stage, rows)
+        state = torch.load(result['stages'][stage]['checkpoint'], map_location='cpu')
+        assert any(k.startswith('backbone.') for k in state['state_dict'])
+        assert not any(k.startswith(('student.', 'teacher')) for k in state['state_dict'])
+    log = ''.join(open(p).read()
+                  for p in glob.glob(osp.join(work, 'stage1_float', '*', '*.log')))
+    assert f'Load checkpoint from {pretrained}' in log
+    assert 'distillation teacher loaded from ' + teacher_ckpt in log
+    dumped = Config.fromfile(osp.join(work, 'stage1_float', osp.basename(FCN)))
+    assert dumped.model.type == 'EncoderDecoder'  # the float stage as trained, for tools/test.py
+
+    code = train_tool.run_tool(train_tool.main, [FCN, '--two-stage', '--distill-float-stage',
+                                                 '--work-dir', str(tmp_path / 'refused')])
+    assert code == 2  # no teacher of another model: refused before training

@@ -137,7 +137,8 @@ def _fake_tools(monkeypatch, tmp_path, refit_by=0, binary=('configs/b/bin.py',))
                     'teacher_config': cmd[cmd.index('--teacher-config') + 1]
                     if '--teacher-config' in cmd else 'float stage', 'options': dict(
                         kv.split('=') for kv in cmd[cmd.index('--distill-options') + 1:]
-                        if '=' in kv) if '--distill-options' in cmd else {}})))
+                        if '=' in kv) if '--distill-options' in cmd else {},
+                    'float_stage': '--distill-float-stage' in cmd})))
         else:  # a checkpoint's VOC mAP is its iteration / 100, the final one 0.4
             checkpoint = tmp_path / cmd[3]
             voc = 0.4 if 'checkpoint_scores' not in str(work_dir) \
@@ -269,11 +270,11 @@ def test_kept_checkpoints_become_validation_points_in_minutes(monkeypatch, tmp_p
 
 def test_another_teacher_reaches_stage_2_and_names_its_row(monkeypatch, tmp_path):
     calls = _fake_tools(monkeypatch, tmp_path)
-    args = results_table.parse_args([
+    args_list = [
         'configs/b/bin.py', '--two-stage', '--max-iters', '30', '--teacher-config',
         'configs/b/twin.py', '--teacher-checkpoint', 'work_dirs/twin/iter_9.pth',
-        '--distill-options', 'feat_weight=0'])
-    row = results_table.train_and_test('configs/b/bin.py', args)
+        '--distill-options', 'feat_weight=0']
+    row = results_table.train_and_test('configs/b/bin.py', results_table.parse_args(args_list))
     assert row['name'] == 'bin_feat_weight-0_teacher-twin'
     train = calls[0]
     assert train[train.index('--teacher-config') + 1] == 'configs/b/twin.py'
@@ -283,3 +284,13 @@ def test_another_teacher_reaches_stage_2_and_names_its_row(monkeypatch, tmp_path
     with pytest.raises(SystemExit, match='go together'):
         results_table.main(['configs/b/bin.py', '--two-stage', '--teacher-config',
                             'configs/b/twin.py', '--out', str(tmp_path)])
+    # the same teacher for the float stage too: its own row
+    both = results_table.parse_args(args_list + ['--distill-float-stage'])
+    row = results_table.train_and_test('configs/b/bin.py', both)
+    assert row['name'] == 'bin_feat_weight-0_teacher-twin_float-stage-too'
+    assert '--distill-float-stage' in [c for c in calls if c[1] == 'tools/train.py'][-1]
+    md = results_page.render_markdown([row])
+    assert 'distilled from `twin` (feat_weight=0) in both stages: float stage 1' in md
+    with pytest.raises(SystemExit, match='needs --teacher-config'):
+        results_table.main(['configs/b/bin.py', '--two-stage', '--distill-float-stage',
+                            '--out', str(tmp_path)])

@@ -97,6 +97,9 @@ def parse_args(argv=None):
                    'configs/baselines) instead of stage 1; needs --teacher-checkpoint (row '
                    'NAME_teacher-TEACHER)')
     p.add_argument('--teacher-checkpoint', default=None, help="the teacher's weights")
+    p.add_argument('--distill-float-stage', action='store_true',
+                   help='the --teacher-config model teaches the float stage too (row '
+                   'NAME_..._teacher-TEACHER_float-stage-too)')
     p.add_argument('--first-stage-fraction', type=float, default=None,
                    help="with --two-stage: the float stage's share of the budget (default: "
                    "the recipe's)")
@@ -242,6 +245,8 @@ def row_name(config: str, args, two_stage: bool) -> str:
     if args.no_distill:
         return config_name(config) + '_no-distill'
     teacher = ['teacher-' + config_name(args.teacher_config)] if args.teacher_config else []
+    if args.distill_float_stage:
+        teacher.append('float-stage-too')
     return '_'.join([config_name(config)] +
                     [option.replace('=', '-', 1) for option in sorted(args.distill_options)]
                     + teacher)
@@ -257,6 +262,8 @@ def recipe_args(args) -> list:
     if args.teacher_config:
         extra += ['--teacher-config', args.teacher_config,
                   '--teacher-checkpoint', args.teacher_checkpoint]
+    if args.distill_float_stage:
+        extra.append('--distill-float-stage')
     if args.first_stage_fraction is not None:
         extra += ['--first-stage-fraction', str(args.first_stage_fraction)]
     return extra
@@ -339,6 +346,8 @@ def main(argv=None):
                              'distillation that --no-distill turns off')
         if bool(args.teacher_config) != bool(args.teacher_checkpoint):
             raise SystemExit('error: --teacher-config and --teacher-checkpoint go together')
+        if args.distill_float_stage and not args.teacher_config:
+            raise SystemExit('error: --distill-float-stage needs --teacher-config')
         for config in args.configs:
             config = osp.relpath(osp.abspath(config), REPO)
             row = train_and_test(config, args)

@@ -68,13 +68,15 @@ def parse_args(argv=None):
                         help='distil from this model (e.g. the float twin in configs/baselines) '
                         'instead of stage 1; needs --teacher-checkpoint')
     recipe.add_argument('--teacher-checkpoint', help="the teacher's weights")
+    recipe.add_argument('--distill-float-stage', action='store_true',
+                        help='the --teacher-config model teaches the float stage too')
     recipe.add_argument('--distill-options', nargs='+', action=DictAction, default={},
                         help='DistillingModel options, e.g. feat_weight=0.5 logits_weight=1 '
                         'temperature=2')
     add_common_args(parser)
     args = parser.parse_args(argv)
     recipe_only = ('first_stage_fraction', 'no_distill', 'teacher_config', 'teacher_checkpoint',
-                   'distill_options')
+                   'distill_options', 'distill_float_stage')
     used = [name for name in recipe_only if getattr(args, name)]
     if used and not args.two_stage:
         parser.error(f'--{used[0].replace("_", "-")} needs --two-stage')
@@ -99,7 +101,8 @@ def main(argv=None):
             max_iters=args.max_iters, budget_minutes=args.budget_minutes,
             distill=not args.no_distill, teacher_config=args.teacher_config,
             teacher_checkpoint=args.teacher_checkpoint,
-            distill_cfg=dict(args.distill_options), **options)
+            distill_cfg=dict(args.distill_options),
+            distill_float_stage=args.distill_float_stage, **options)
     jobs.prepare_training(cfg, args.config, max_iters=args.max_iters,
                           budget_minutes=args.budget_minutes, **options)
     return jobs.train(cfg, args.config, resume=args.resume)

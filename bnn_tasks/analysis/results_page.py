@@ -140,6 +140,8 @@ def first_stage_note(row: dict, cols) -> str:
             teacher = distill.get('teacher_config') or ''
             source = f'`{config_name(teacher)}`' if teacher.endswith('.py') else 'it'
             how = f'distilled from {source}' + (f' ({options})' if options else '')
+            if distill.get('float_stage'):
+                how += ' in both stages'
         return f'two-stage recipe, {how}: float stage 1 ({facts})'
     return f'two-stage recipe: starts from the float stage-1 model ' \
         f'`{config_name(stage["config"])}` ({facts})'

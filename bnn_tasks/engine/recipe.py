@@ -100,10 +100,19 @@ def binary_stage(cfg, stage1_checkpoint: str, config_path: str = 'config', disti
     _adam_family(cfg, lr_factor)
     if distill:
         teacher = float_stage(cfg, config_path) if teacher_config is None else teacher_config
-        cfg.model = dict(type='DistillingModel', student=cfg.model,
-                         teacher=copy.deepcopy(teacher.model),
-                         teacher_checkpoint=teacher_checkpoint or stage1_checkpoint,
-                         **(distill_cfg or {}))
+        cfg = with_teacher(cfg, teacher, teacher_checkpoint or stage1_checkpoint, distill_cfg)
+    return cfg
+
+
+def with_teacher(cfg, teacher_config, teacher_checkpoint: str,
+                 distill_cfg: Optional[dict] = None):
+    """``cfg`` whose model is a ``DistillingModel``: ``cfg.model`` the student, the frozen
+    ``teacher_config.model`` loaded from ``teacher_checkpoint`` the teacher. Stage 2 always
+    takes one; stage 1 only from another model (``--distill-float-stage``)."""
+    cfg = copy.deepcopy(cfg)
+    cfg.model = dict(type='DistillingModel', student=cfg.model,
+                     teacher=copy.deepcopy(teacher_config.model),
+                     teacher_checkpoint=teacher_checkpoint, **(distill_cfg or {}))
     return cfg
 
 
