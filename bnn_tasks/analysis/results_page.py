@@ -102,10 +102,9 @@ def render_markdown(rows) -> str:
                 '|---|---|---|' + '---|' * len(cols) + '---|---|']
         for r in task_rows:
             vals = []
-            for key, _ in cols:
+            for key, label in cols:
                 v = metric_value(r['metrics'], key)
-                fmt = '{:.3f}' if task == 'detection' else '{:.2f}'
-                vals.append('n/a' if v is None else fmt.format(v))
+                vals.append('n/a' if v is None else _format_metric(v, label))
             iters = f'{r["iterations"]} ({r["max_iters"]})'
             if r.get('refits'):  # re-fitted to the budget by the run: its own step time
                 iters += f', {r["refits"][-1]["seconds_per_iter"]:.2f} s/it'
@@ -125,10 +124,14 @@ def render_markdown(rows) -> str:
     return '\n'.join(out)
 
 
+def _format_metric(value: float, label: str) -> str:
+    return f'{value:.2f}' if label.endswith('%') else f'{value:.3f}'  # mmseg: percentages
+
+
 def first_stage_note(row: dict, cols) -> str:
     stage = row['first_stage']
-    scores = ', '.join(f'{label} {metric_value(stage["metrics"], key):.3f}' for key, label in cols
-                       if metric_value(stage['metrics'], key) is not None)
+    scores = ', '.join(f'{label} {_format_metric(metric_value(stage["metrics"], key), label)}'
+                       for key, label in cols if metric_value(stage['metrics'], key) is not None)
     facts = f'{stage["iterations"]} iterations, {stage["minutes"]} min; {scores} before ' \
         'binarization'
     recipe = row.get('recipe')
