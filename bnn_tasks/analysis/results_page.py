@@ -11,8 +11,9 @@ METRICS = {
     # mmseg reports percentages
     'segmentation': [('mIoU', 'mIoU %'), ('mAcc', 'mAcc %'), ('aAcc', 'aAcc %')],
 }
-# the metric a binary row is compared with its float twin by, and its curves plot
-HEADLINE = {'detection': ('pascal_voc/mAP', 'VOC mAP@0.5'), 'segmentation': ('mIoU', 'mIoU %')}
+# the metric (a key of METRICS) a binary row is compared with its float twin by, and its curves
+# plot
+HEADLINE_METRIC = {'detection': 'pascal_voc/mAP', 'segmentation': 'mIoU'}
 # hand-written analysis of the rows (why a row misses, what to try), kept beside results.json
 # and appended to the page
 DISCUSSION_FILE = 'discussion.md'
@@ -29,6 +30,12 @@ def metric_value(metrics: dict, key: str):
         if k == key or k.endswith('/' + key):
             return v
     return None
+
+
+def headline(task: str):
+    """``(key, label)`` of the task's headline metric."""
+    key = HEADLINE_METRIC[task]
+    return key, dict(METRICS[task])[key]
 
 
 def _group(row) -> str:
@@ -57,9 +64,9 @@ def float_twin(row, rows):
 def share_of_twin(row, rows) -> str:
     """The row's headline metric as a percentage of its float twin's ('' without a twin)."""
     twin = float_twin(row, rows)
-    key = HEADLINE[row['task']][0]
     if twin is None:
         return ''
+    key = HEADLINE_METRIC[row['task']]
     mine, theirs = metric_value(row['metrics'], key), metric_value(twin['metrics'], key)
     if mine is None or not theirs:
         return ''
@@ -98,13 +105,13 @@ def render_markdown(rows) -> str:
         out += [f'## {task.capitalize()}', '',
                 '| config | iterations (of max) | minutes | '
                 + ' | '.join(c[1] for c in cols)
-                + f' | {HEADLINE[task][1]} of the float twin | machine, date |',
+                + f' | {headline(task)[1]} of the float twin | machine, date |',
                 '|---|---|---|' + '---|' * len(cols) + '---|---|']
         for r in task_rows:
             vals = []
-            for key, label in cols:
+            for key, _ in cols:
                 v = metric_value(r['metrics'], key)
-                vals.append('n/a' if v is None else _format_metric(v, label))
+                vals.append('n/a' if v is None else _format_metric(v, task))
             iters = f'{r["iterations"]} ({r["max_iters"]})'
             if r.get('refits'):  # re-fitted to the budget by the run: its own step time
                 iters += f', {r["refits"][-1]["seconds_per_iter"]:.2f} s/it'
@@ -124,14 +131,15 @@ def render_markdown(rows) -> str:
     return '\n'.join(out)
 
 
-def _format_metric(value: float, label: str) -> str:
-    return f'{value:.2f}' if label.endswith('%') else f'{value:.3f}'  # mmseg: percentages
+def _format_metric(value: float, task: str) -> str:
+    return f'{value:.3f}' if task == 'detection' else f'{value:.2f}'  # mmseg: percentages
 
 
 def first_stage_note(row: dict, cols) -> str:
     stage = row['first_stage']
-    scores = ', '.join(f'{label} {_format_metric(metric_value(stage["metrics"], key), label)}'
-                       for key, label in cols if metric_value(stage['metrics'], key) is not None)
+    values = [(label, metric_value(stage['metrics'], key)) for key, label in cols]
+    scores = ', '.join(f'{label} {_format_metric(v, row["task"])}' for label, v in values
+                       if v is not None)
     facts = f'{stage["iterations"]} iterations, {stage["minutes"]} min; {scores} before ' \
         'binarization'
     recipe = row.get('recipe')
@@ -172,7 +180,7 @@ def render_curves(rows, task: str, path: str):
     task_rows = sorted((r for r in rows if r['task'] == task), key=table_order)
     if not task_rows:
         return
-    key, label = HEADLINE[task]
+    key, label = headline(task)
     fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(11, 4))
     colors = plt.rcParams['axes.prop_cycle'].by_key()['color']
     for i, r in enumerate(task_rows):
