@@ -285,6 +285,64 @@ def test_roi_logits_kl_is_zero_for_equal_logits_and_matches_the_softmax_formula(
         roi_logits_kl(s, t[:, :5], sigmoid=False)
 
 
+def test_class_weighted_logits_kl_is_the_weighted_mean_by_the_teachers_class():
+    from bnn_tasks.models.distill_losses import logits_kl, softmax_kl
+    torch.manual_seed(0)
+    s, t = torch.randn(2, 3, 4, 5), torch.randn(2, 3, 4, 5)
+    weight = torch.tensor([0.1, 1.0, 2.0])
+    kl = softmax_kl(s, t, dim=1)
+    w = weight[t.argmax(1)]
+    expected = (w * kl).sum() / w.sum()
+    got = logits_kl([s], [t], channels=3, sigmoid=False, class_weight=weight)
+    assert torch.allclose(got, expected, atol=1e-6)
+    assert not torch.allclose(got, kl.mean(), atol=1e-3)  # the weights change the mean
+    # equal weights: the plain mean
+    assert torch.allclose(logits_kl([s], [t], 3, False, class_weight=torch.ones(3)), kl.mean())
+    with pytest.raises(ValueError, match='2 class weights for a head of 3 classes'):
+        logits_kl([s], [t], 3, False, class_weight=torch.ones(2))
+    with pytest.raises(ValueError, match='sigmoid'):
+        logits_kl([s], [t], 3, True, class_weight=torch.ones(3))
+
+
+def test_segmentation_distillation_weighs_pixels_like_the_loss_and_compares_training_logits():
+    """The digits FCNs weigh background 0.1 in their cross-entropy and shift their eval-mode
+    logits by -log(weight) (PriorCorrectedFCNHead). The per-pixel KL weighs pixels the same way,
+    and the frozen (eval-mode) teacher's logits are compared without that shift, as the
+    training-mode student's are."""
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    student = Config.fromfile(FCN).model
+    teacher = Config.fromfile(FLOAT_FCN).model
+    for cfg in (student, teacher):
+        cfg.pop('data_preprocessor', None)
+    model = MODELS.build(dict(type='DistillingModel', student=student, teacher=teacher,
+                              feat_weight=0.0))
+    assert model.logits_class_weight.tolist() == pytest.approx([0.1] + [1.0] * 10)
+    inputs, _ = _fcn_batch(classes=11)
+    head = model.teacher.decode_head
+    feats = model.teacher.extract_feat(inputs)
+    with torch.no_grad():
+        shifted = head(feats)  # eval mode: what the teacher predicts
+        head.training = True  # the head's own training form; its BN layers stay in eval
+        expected = head(feats)
+        head.training = False
+    assert not torch.allclose(shifted, expected, atol=1e-3)
+    got = model._teacher_outputs(inputs)['logits']
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+    plain = MODELS.build(dict(type='DistillingModel', student=student, teacher=teacher,
+                              feat_weight=0.0, logits_class_weight=None))
+    assert plain.logits_class_weight is None
+    with pytest.raises(ValueError, match='logits_class_weight has 3 weights'):
+        MODELS.build(dict(type='DistillingModel', student=student, teacher=teacher,
+                          logits_class_weight=[1, 1, 1]))
+    with pytest.raises(ValueError, match="use 'loss'"):
+        MODELS.build(dict(type='DistillingModel', student=student, teacher=teacher,
+                          logits_class_weight='pixels'))
+
+
 def test_two_stage_with_the_float_twin_as_teacher_distils_rpn_and_roi_logits(
         tiny_digits, tmp_path):
     """tools/train.py --two-stage --teacher-config: stage 2 of the binary-neck-and-heads

@@ -15,7 +15,8 @@ from mmseg.registry import MODELS
 from torch import Tensor, nn
 
 
-def _loss_class_weight(loss_decode):
+def loss_class_weight(loss_decode):
+    """The class weights of a decode head's (first weighted) loss, or None."""
     losses = loss_decode if isinstance(loss_decode, nn.ModuleList) else [loss_decode]
     for loss in losses:
         weight = getattr(loss, 'class_weight', None)
@@ -33,7 +34,7 @@ class PriorCorrectedFCNHead(FCNHead):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        weight = _loss_class_weight(self.loss_decode)
+        weight = loss_class_weight(self.loss_decode)
         if weight is not None and len(weight) != self.out_channels:
             raise ValueError(f'PriorCorrectedFCNHead: {len(weight)} class weights for '
                              f'{self.out_channels} classes')
@@ -47,3 +48,7 @@ class PriorCorrectedFCNHead(FCNHead):
     def forward(self, inputs) -> Tensor:
         logits = super().forward(inputs)
         return logits if self.training else logits + self.logit_correction
+
+    def training_logits(self, eval_logits: Tensor) -> Tensor:
+        """Eval-mode logits back in training form (a frozen teacher's, for distillation)."""
+        return eval_logits - self.logit_correction

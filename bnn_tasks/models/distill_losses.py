@@ -1,5 +1,5 @@
 """Distillation losses between a student's and a frozen teacher's tensors."""
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -50,13 +50,27 @@ def softmax_kl(student: Tensor, teacher: Tensor, dim: int) -> Tensor:
 
 
 def logits_kl(student: Sequence[Tensor], teacher: Sequence[Tensor], channels: int,
-              sigmoid: bool, temperature: float = 1.0) -> Tensor:
+              sigmoid: bool, temperature: float = 1.0,
+              class_weight: Optional[Tensor] = None) -> Tensor:
     """Mean KL between class logits, per anchor/pixel, over every map of a head.
 
     Maps are ``(N, A * channels, H, W)`` (mmdet dense heads: A anchors, classes innermost) or
     ``(N, channels, H, W)`` (mmseg decode heads). Scaled by T^2 (Hinton et al.) so the gradient
     size does not depend on the temperature.
+
+    ``class_weight`` (softmax logits only; one weight per class): each anchor/pixel counts the
+    weight of the teacher's most likely class there, and the mean is weighted, as a
+    class-weighted cross-entropy averages. Where one class covers nearly every pixel (the
+    background of a segmentation), the plain mean averages away the few pixels where the two
+    models disagree about the rare classes.
     """
+    if class_weight is not None:
+        if sigmoid:
+            raise ValueError('distillation: class weights apply to softmax logits; this head '
+                             'uses sigmoid logits')
+        if class_weight.numel() != channels:
+            raise ValueError(f'distillation: {class_weight.numel()} class weights for a head '
+                             f'of {channels} classes')
     losses = []
     for s, t in zip(student, teacher):
         if s.shape != t.shape:
@@ -65,10 +79,16 @@ def logits_kl(student: Sequence[Tensor], teacher: Sequence[Tensor], channels: in
         s, t = s / temperature, t / temperature
         if sigmoid:
             losses.append(sigmoid_kl(s, t).mean())
+            continue
+        n, c, h, w = s.shape
+        shape = (n, c // channels, channels, h, w)
+        t = t.reshape(shape)
+        kl = softmax_kl(s.reshape(shape), t, dim=2)
+        if class_weight is None:
+            losses.append(kl.mean())
         else:
-            n, c, h, w = s.shape
-            shape = (n, c // channels, channels, h, w)
-            losses.append(softmax_kl(s.reshape(shape), t.reshape(shape), dim=2).mean())
+            weight = class_weight.to(kl)[t.argmax(dim=2)]
+            losses.append((weight * kl).sum() / weight.sum().clamp_min(1e-12))
     return torch.stack(losses).mean() * temperature**2
 
 

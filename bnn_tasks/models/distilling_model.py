@@ -11,7 +11,10 @@ In ``loss`` mode the student's own losses get up to three more, logged under the
   outputs (``feature_sources``), times ``feat_weight``;
 * ``loss_distill_logits``: KL between the class logits of the dense head, times
   ``logits_weight``: per-pixel decode-head logits (segmentation), the dense head's class scores
-  (RetinaNet, SSD), the RPN objectness (two-stage detectors);
+  (RetinaNet, SSD), the RPN objectness (two-stage detectors). A segmentation's pixels weigh
+  like in its cross-entropy (``logits_class_weight='loss'``: the decode loss's class weights,
+  by the teacher's class), and a teacher whose eval-mode head shifts its logits
+  (``PriorCorrectedFCNHead``) is compared in training form, as the student's are;
 * ``loss_distill_roi_logits`` (two-stage detectors): KL between the RoI head's class logits
   on the RoIs the student sampled, the teacher's computed by its own RoI head on its own
   features at those same boxes (the two would otherwise sample different RoIs), times
@@ -25,7 +28,7 @@ run the student only.
 """
 import contextlib
 from collections import OrderedDict
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import torch
 from mmengine.logging import print_log
@@ -33,6 +36,7 @@ from mmengine.model import BaseModel
 from mmengine.registry import MODELS
 
 from ..backbones.registry import REGISTRIES
+from ..heads.prior_corrected_fcn_head import loss_class_weight
 from .distill_losses import FEATURE_LOSSES, feature_mse, logits_kl, roi_logits_kl
 
 STUDENT = 'student.'
@@ -49,6 +53,29 @@ def _logits_head(model):
         return head, head.cls_out_channels, bool(getattr(head, 'use_sigmoid_cls', False))
     raise ValueError(f'distillation: {type(model).__name__} has no rpn_head, dense bbox_head '
                      'or decode_head')
+
+
+def _logits_class_weight(option, model) -> Optional[torch.Tensor]:
+    """The per-class weights of the logits KL (see ``DistillingModel``), or None."""
+    if option is None:
+        return None
+    if isinstance(option, str):
+        if option != 'loss':
+            raise ValueError(f"DistillingModel: logits_class_weight={option!r}; use 'loss', "
+                             'None or one weight per class')
+        head = getattr(model, 'decode_head', None)
+        weight = loss_class_weight(head.loss_decode) if head is not None else None
+        return None if weight is None else torch.tensor(weight, dtype=torch.float32)
+    _, channels, sigmoid = _logits_head(model)
+    weight = torch.tensor([float(w) for w in option], dtype=torch.float32)
+    if sigmoid or weight.numel() != channels:
+        raise ValueError(f'DistillingModel: logits_class_weight has {weight.numel()} weights; '
+                         f'the logits head has {channels} softmax classes'
+                         + (' (it uses sigmoid logits: give None)' if sigmoid else ''))
+    if (weight < 0).any() or weight.sum() <= 0:
+        raise ValueError(f'DistillingModel: logits_class_weight must be >= 0 and not all 0, '
+                         f'got {option}')
+    return weight
 
 
 def _roi_head(model):
@@ -149,13 +176,19 @@ class DistillingModel(BaseModel):
         feature_sources: which outputs ``loss_distill_feat`` compares: 'backbone', 'neck'.
         feat_loss: 'mse' (raw MSE of the maps) or 'relative' (each map's MSE over the
             teacher map's mean square: scale-free).
+        logits_class_weight: how the per-pixel logits KL weighs pixels (softmax heads):
+            'loss' (the class weights of the student's decode loss, by the teacher's class;
+            every pixel alike when it has none, and for detectors), None (every pixel alike),
+            or one weight per class.
     """
 
     def __init__(self, student, teacher, teacher_checkpoint: Optional[str] = None,
                  feat_weight: float = 1.0, logits_weight: float = 1.0,
                  roi_logits_weight: float = 1.0, temperature: float = 1.0,
                  feature_sources: Sequence[str] = ('backbone', 'neck'),
-                 feat_loss: str = 'mse', init_cfg=None, data_preprocessor=None):
+                 feat_loss: str = 'mse',
+                 logits_class_weight: Union[str, Sequence[float], None] = 'loss',
+                 init_cfg=None, data_preprocessor=None):
         student = _build(student)
         super().__init__(data_preprocessor=student.data_preprocessor, init_cfg=init_cfg)
         self.student = student
@@ -183,6 +216,7 @@ class DistillingModel(BaseModel):
             raise ValueError(f'DistillingModel: unknown feat_loss {feat_loss!r}; use one of '
                              f'{", ".join(FEATURE_LOSSES)}')
         self.feat_loss = feat_loss
+        self.logits_class_weight = _logits_class_weight(logits_class_weight, student)
         self._register_state_dict_hook(_student_keys_on_save)
         self._register_load_state_dict_pre_hook(_student_keys_on_load)
 
@@ -227,9 +261,12 @@ class DistillingModel(BaseModel):
     def _teacher_outputs(self, inputs, rois=None) -> dict:
         """The teacher's tapped outputs; with ``rois``, also its RoI class logits there."""
         teacher = self.teacher
+        head = _logits_head(teacher)[0]
         with _capture(self._taps(teacher)) as outputs:
             feats = teacher.extract_feat(inputs)
-            _logits_head(teacher)[0](feats)
+            head(feats)
+        if hasattr(head, 'training_logits'):  # undo an eval-mode shift the student's lack
+            outputs['logits'] = head.training_logits(outputs['logits'])
         if rois is not None:
             outputs['roi_logits'] = _roi_head(teacher)._bbox_forward(feats, rois)['cls_score']
         return outputs
@@ -257,7 +294,7 @@ class DistillingModel(BaseModel):
             _, channels, sigmoid = _logits_head(self.student)
             losses['loss_distill_logits'] = self.logits_weight * logits_kl(
                 _as_tensors(student_out['logits']), _as_tensors(teacher_out['logits']),
-                channels, sigmoid, self.temperature)
+                channels, sigmoid, self.temperature, self.logits_class_weight)
         return losses
 
     def forward(self, inputs, data_samples=None, mode: str = 'tensor'):
