@@ -11,7 +11,10 @@ Convention, everywhere in bnn_tasks (training, export and the native kernel):
 
 Each binarizer declares what it computes, so export asks instead of probing: ``is_sign`` (its
 forward is :func:`sign`, what the bit-packed kernel computes) and, for kernel binarizers,
-``scale_kind`` (``None`` or ``'mean_abs'``: the per-output-channel scale it returns).
+``scale_kind`` (``None`` or ``'mean_abs'``: the per-output-channel scale it returns). Input
+binarizers also declare ``gradient_bound``: beyond ``|x| = gradient_bound`` their backward
+passes no gradient (``inf``: everywhere), which analysis reads to tell how much of a layer's
+input trains nothing (``tools/analysis_tools/binary_input_stats.py``).
 
 Names accepted by :func:`build_binarizer`:
 
@@ -102,6 +105,10 @@ class SteSign(nn.Module):
         super().__init__()
         self.clip = float(clip)
 
+    @property
+    def gradient_bound(self) -> float:
+        return self.clip
+
     def forward(self, x: Tensor) -> Tensor:
         return ste_sign(x, self.clip)
 
@@ -112,6 +119,7 @@ class SteSign(nn.Module):
 class ApproxSign(nn.Module):
     kind = 'input'
     is_sign = True
+    gradient_bound = 1.0
 
     def forward(self, x: Tensor) -> Tensor:
         return approx_sign(x)
@@ -121,6 +129,7 @@ class Identity(nn.Module):
     """No activation binarization (ablations; a binary block then has no nonlinearity)."""
     kind = 'input'
     is_sign = False
+    gradient_bound = float('inf')
 
     def forward(self, x: Tensor) -> Tensor:
         return x
@@ -132,6 +141,7 @@ class HardTanh(nn.Module):
     float backbone would be linear."""
     kind = 'input'
     is_sign = False
+    gradient_bound = 1.0
 
     def forward(self, x: Tensor) -> Tensor:
         return x.clamp(-1.0, 1.0)

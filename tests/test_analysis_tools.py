@@ -298,3 +298,45 @@ def test_browse_dataset_missing_data_is_named(tmp_path):
                    str(tmp_path), '--cfg-options',
                    f'train_dataloader.dataset.data_root={tmp_path}/none/'], subprocess_run=True)
     assert run.returncode == 2 and run.stderr.startswith('error:')
+
+
+# ------------------------------------------------------------------- binary input statistics
+def test_binary_input_stats_count_inputs_beyond_each_binarizers_gradient_bound():
+    from bnn_tasks.analysis.binary_inputs import binary_input_stats
+    model = nn.Sequential(BinaryConv2d(1, 1, 1, input_quantizer='approx_sign'),
+                          BinaryConv2d(1, 1, 1, input_quantizer=dict(type='ste_sign', clip=2.5)),
+                          BinaryConv2d(1, 1, 1, input_quantizer='identity'))
+    x = torch.tensor([-3.0, -1.5, -0.5, 0.0, 0.5, 2.0, 4.0, 1.0]).view(1, 1, 2, 4)
+    # each layer's binarizer is fed x itself, so the numbers are checkable by hand
+    stats = binary_input_stats(model, lambda: [conv.input_quantizer(x) for conv in model])
+    assert [s.layer for s in stats] == ['0', '1', '2']
+    assert [s.binarizer for s in stats] == ['ApproxSign', 'SteSign', 'Identity']
+    assert stats[0].gradient_free == 4 / 8   # |x| > 1: -3, -1.5, 2, 4
+    assert stats[1].gradient_free == 2 / 8   # |x| > 2.5: -3, 4
+    assert stats[2].gradient_free == 0       # the identity passes every gradient
+    assert stats[0].positive == 5 / 8        # sign(0) = +1
+    assert stats[0].std == pytest.approx(x.double().std(unbiased=False).item())
+    assert stats[0].shape == (1, 1, 2, 4) and stats[0].elements == 8
+    with pytest.raises(ValueError, match='no binary layer'):
+        binary_input_stats(nn.Conv2d(1, 1, 1), lambda: None)
+
+
+def test_binary_input_stats_cli_covers_every_binary_conv_of_an_fcn(tiny_digits, tmp_path):
+    opts = digits_overrides(Config.fromfile(SEG), tiny_digits)
+    out = tmp_path / 'stats.json'
+    run = run_cli(['tools/analysis_tools/binary_input_stats.py', SEG, '--num-images', '2',
+                   '--json', str(out), '--cfg-options'] + options_to_cli(opts))
+    assert run.returncode == 0, run.stderr
+    report = json.loads(out.read_text())
+    layers = report['layers']
+    assert report['images'] == 2 and len(layers) == 16  # Bi-Real-18: 16 binary 3x3 convs
+    assert all(layer['layer'].startswith('backbone.layer') for layer in layers)
+    assert all(0 <= layer['gradient_free'] <= 1 and 0 < layer['positive'] < 1
+               and layer['std'] > 0 for layer in layers)
+    assert '| backbone.layer4.1.unit2.conv | ApproxSign |' in run.stdout
+
+
+def test_binary_input_stats_cli_names_a_missing_checkpoint(tmp_path):
+    run = run_cli(['tools/analysis_tools/binary_input_stats.py', SEG,
+                   str(tmp_path / 'none.pth')], subprocess_run=True)
+    assert run.returncode == 2 and 'none.pth' in run.stderr, run.stderr

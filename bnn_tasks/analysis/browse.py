@@ -25,6 +25,11 @@ def _registries(scope: str):
 
 def build_train_dataset(cfg):
     """The config's training dataset with its pipeline (registries initialised)."""
+    return build_split_dataset(cfg, 'train')
+
+
+def build_split_dataset(cfg, split: str):
+    """The config's ``{split}_dataloader`` dataset with its pipeline (registries initialised)."""
     from mmengine.registry import init_default_scope
     if cfg.get('custom_imports'):
         from mmengine.utils import import_modules_from_strings
@@ -32,7 +37,7 @@ def build_train_dataset(cfg):
     import bnn_tasks  # noqa: F401  (registers the digits transforms and backbones)
     init_default_scope(cfg.default_scope)
     datasets, _ = _registries(cfg.default_scope)
-    return datasets.build(cfg.train_dataloader.dataset)
+    return datasets.build(cfg[f'{split}_dataloader'].dataset)
 
 
 def build_visualizer(cfg, dataset_meta: dict):
