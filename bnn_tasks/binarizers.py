@@ -13,7 +13,7 @@ Each binarizer declares what it computes, so export asks instead of probing: ``i
 forward is :func:`sign`, what the bit-packed kernel computes) and, for kernel binarizers,
 ``scale_kind`` (``None`` or ``'mean_abs'``: the per-output-channel scale it returns). Input
 binarizers also declare ``gradient_bound``: beyond ``|x| = gradient_bound`` their backward
-passes no gradient (``inf``: everywhere), which analysis reads to tell how much of a layer's
+passes no gradient (``inf``: it passes gradient everywhere), which analysis reads to tell how much of a layer's
 input trains nothing (``tools/analysis_tools/binary_input_stats.py``).
 
 Names accepted by :func:`build_binarizer`:

@@ -1,5 +1,5 @@
 """Analysis of bnn_tasks models and runs: cost counting (FLOPs, BOPs, OPs, storage), training
-logs, dataset browsing and the model-zoo table. The command-line tools live in
+logs, dataset browsing, the model-zoo table and what binary layers' binarizers are fed. The command-line tools live in
 ``tools/analysis_tools/``; the ONNX counterpart of the cost counter is
 ``bnn_tasks.deploy.onnx_complexity`` (this package never imports ``bnn_tasks.deploy``)."""
 from .complexity import count_complexity, count_module
