@@ -38,7 +38,7 @@ def forward_on_images(model, dataset, num_images: int):
     """``run()``: the model's tensor-mode forward on the first ``num_images`` test samples,
     one at a time (detection images may differ in size), through its data preprocessor."""
     def run():
-        for index in range(min(num_images, len(dataset))):
+        for index in range(num_images):
             item = dataset[index]
             data = model.data_preprocessor(dict(inputs=[item['inputs']],
                                                 data_samples=[item['data_samples']]), False)
@@ -61,21 +61,21 @@ def main(argv=None):
     from bnn_tasks.deploy.model_loading import build_model, load_checkpoint_strict
     check_data(cfg, splits=('test', ))
     dataset = build_split_dataset(cfg, 'test')
+    images = min(args.num_images, len(dataset))
     torch.manual_seed(0)  # an unloaded model's initialisation
     model = build_model(cfg)
     if args.checkpoint:
         load_checkpoint_strict(model, args.checkpoint)
     try:
-        stats = binary_input_stats(model, forward_on_images(model, dataset, args.num_images))
+        stats = binary_input_stats(model, forward_on_images(model, dataset, images))
     except ValueError as e:
         raise ToolError(f'{args.config}: {e}') from None
-    print(f'{args.config}, {args.checkpoint or "initialisation"}, '
-          f'{min(args.num_images, len(dataset))} test images')
+    print(f'{args.config}, {args.checkpoint or "initialisation"}, {images} test images')
     print(format_stats(stats))
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(dict(config=args.config, checkpoint=args.checkpoint,
-                           images=min(args.num_images, len(dataset)),
+                           images=images,
                            layers=[s.as_dict() for s in stats]), f, indent=1)
         print(f'wrote {args.json}')
 
