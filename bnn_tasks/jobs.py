@@ -327,8 +327,9 @@ def train_two_stage(cfg, config_path: str, first_stage_fraction: Optional[float]
 
     ``WORK_DIR/train_result.json`` names both stages' results (``stages``) and, at the top
     level, stage 2's checkpoint and iterations and the two stages' minutes, so readers of a
-    one-stage result work unchanged. ``stage2_binary/<config name>`` is the student's config
-    (what ``tools/test.py`` and export need), not the distillation wrapper.
+    one-stage result work unchanged. Each stage folder's ``<config name>`` is the network it
+    trains (what ``tools/test.py`` and export need; the student, not the distillation wrapper),
+    written before the stage starts.
     """
     from mmengine.config import Config
     from .engine.recipe import (FIRST_STAGE_FRACTION, RecipeError, binary_stage, float_stage,
@@ -354,7 +355,6 @@ def train_two_stage(cfg, config_path: str, first_stage_fraction: Optional[float]
         teacher = Config.fromfile(teacher_config)
     if teacher_checkpoint:
         read_checkpoint(teacher_checkpoint, 'teacher checkpoint')
-    plain_stage1 = stage1
     if distill_float_stage:
         stage1 = with_teacher(stage1, teacher, teacher_checkpoint, distill_cfg)
     work_dir = cfg.work_dir
@@ -369,13 +369,17 @@ def train_two_stage(cfg, config_path: str, first_stage_fraction: Optional[float]
             stage_cfg.visualizer['name'] = f'{name}_{STAGE_DIRS[index]}_{time.time_ns()}'
         prepare_training(stage_cfg, config_path, max_iters=iters[index],
                          budget_minutes=minutes[index], **prepare_options)
+        if int(os.environ.get('RANK', '0')) == 0:
+            # the network the stage trains, as tools/test.py needs it: written before training,
+            # so the checkpoints of a stage that is stopped part way can be scored too
+            os.makedirs(stage_cfg.work_dir, exist_ok=True)
+            write_atomically(osp.join(stage_cfg.work_dir, osp.basename(config_path)),
+                             student_config(stage_cfg).pretty_text)
         # distributed: stage 2's runner reuses stage 1's process group
         return train(stage_cfg, config_path, keep_process_group=index == 0)
 
     first = run_stage(stage1, 0)
     try:  # stage 1 left a distributed process group up for stage 2
-        if int(os.environ.get('RANK', '0')) == 0:  # the float stage as trained (tools/test.py)
-            plain_stage1.dump(osp.join(first['work_dir'], osp.basename(config_path)))
         if first['checkpoint'] is None:
             raise ToolError(f'stage 1 in {first["work_dir"]} wrote no checkpoint')
         try:
@@ -403,6 +407,5 @@ def train_two_stage(cfg, config_path: str, first_stage_fraction: Optional[float]
             float_stage=distill_float_stage),
         stages={STAGE_DIRS[0]: first, STAGE_DIRS[1]: second})
     if int(os.environ.get('RANK', '0')) == 0:  # the process group is already torn down
-        student_config(stage2).dump(osp.join(second['work_dir'], osp.basename(config_path)))
         write_result(work_dir, 'train', result)
     return result

@@ -150,6 +150,35 @@ def test_two_stage_segmentation_distils_and_no_distill_turns_it_off(tiny_digits,
     assert rows and not any('loss_distill_feat' in r for r in rows)
 
 
+def test_each_stage_config_is_written_before_the_stage_trains(tiny_digits, tmp_path,
+                                                              monkeypatch):
+    """A stage stopped part way (budget, Ctrl-C, a killed job) still leaves the config that
+    tools/test.py needs to score its checkpoints; stage 2's is the student, not the wrapper."""
+    import bnn_tasks.jobs as jobs
+    cfg = Config.fromfile(FCN)
+    cfg.merge_from_dict(digits_overrides(cfg, tiny_digits))
+    cfg.work_dir = str(tmp_path)
+    name = osp.basename(FCN)
+    trained = []
+
+    def stop_in_stage_2(stage_cfg, config_path, keep_process_group):
+        trained.append(stage_cfg.work_dir)
+        assert osp.isfile(osp.join(stage_cfg.work_dir, name))  # already there
+        if len(trained) == 2:
+            raise KeyboardInterrupt
+        return dict(work_dir=stage_cfg.work_dir, checkpoint=str(tmp_path / 'iter_2.pth'))
+
+    monkeypatch.setattr(jobs, 'train', stop_in_stage_2)
+    with pytest.raises(KeyboardInterrupt):
+        jobs.train_two_stage(cfg, FCN, max_iters=4)
+    first = Config.fromfile(str(tmp_path / 'stage1_float' / name))
+    second = Config.fromfile(str(tmp_path / 'stage2_binary' / name))
+    assert first.model.backbone.kernel_quantizer == 'identity'
+    assert second.model.type == 'EncoderDecoder'  # distilled, yet the student is written
+    assert second.model.backbone.get('kernel_quantizer') != 'identity'
+    assert first.train_cfg.max_iters == 2 and second.train_cfg.max_iters == 2
+
+
 def _fcn_batch(size=64, classes=11):
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
