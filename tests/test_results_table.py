@@ -69,6 +69,12 @@ def test_rows_are_grouped_by_detector_with_the_float_twin_first():
     md = results_page.render_markdown(rows)
     order = [md.index(f'| `{n}` |') for n in ('frcnn_r18', 'frcnn_b', 'ssd_r18', 'ssd_b')]
     assert order == sorted(order)
+    # the learning curves take one pair of panels per detector, in the same order
+    groups = results_page.rows_by_group(rows + [_row('seg_a', 'segmentation', {}, 'mIoU')],
+                                        'detection')
+    assert {g: [r['name'] for r in rs] for g, rs in groups.items()} == {
+        'frcnn': ['frcnn_r18', 'frcnn_b'], 'ssd': ['ssd_r18', 'ssd_b']}
+    assert list(groups) == ['frcnn', 'ssd']
 
 
 def test_binary_rows_show_their_share_of_the_float_twin_at_the_same_budget():

@@ -124,7 +124,11 @@ def render_markdown(rows) -> str:
                   for r in task_rows if r.get('first_stage')]
         if notes:
             out += ['', 'Notes:', ''] + notes
-        out += ['', f'![{task} learning curves]({task}_curves.png)', '', 'Commands:', '']
+        out += ['', f'![{task} learning curves]({task}_curves.png)', '',
+                'Learning curves per detector/segmentor: training loss (log scale) and the '
+                'headline metric against training minutes, iterations placed at each stage\'s '
+                'mean pace; dashed: the float stage 1 of a two-stage row.',
+                '', 'Commands:', '']
         for r in task_rows:
             out.append(f'- `{r["name"]}`: ' + ' then '.join(f'`{c}`' for c in r['commands']))
         out.append('')
@@ -170,45 +174,56 @@ def curve_points(stage: dict, minutes: float, key: str, offset: float):
     return loss, sorted((t, v) for t, v in vals if v is not None)
 
 
+def rows_by_group(rows, task: str) -> dict:
+    """The task's rows by detector/segmentor (the name's first part), in table order."""
+    groups = {}
+    for r in sorted((r for r in rows if r['task'] == task), key=table_order):
+        groups.setdefault(_group(r), []).append(r)
+    return groups
+
+
 def render_curves(rows, task: str, path: str):
     """Training loss and validation metric against training minutes (rows at one wall-clock
-    budget compare at equal time). A first stage is drawn dashed before its binary stage;
-    pretraining has no such curve and only shifts the row right by its minutes."""
+    budget compare at equal time), one pair of panels per detector/segmentor so that a panel
+    holds a handful of rows. A first stage is drawn dashed before its binary stage, in the
+    row's colour; pretraining has no such curve and only shifts the row right by its minutes.
+    The loss axis is logarithmic: binarization makes the loss jump at the start of stage 2."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    task_rows = sorted((r for r in rows if r['task'] == task), key=table_order)
-    if not task_rows:
+    groups = rows_by_group(rows, task)
+    if not groups:
         return
     key, label = headline(task)
-    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(11, 4))
+    # iterations are placed at each stage's mean pace, so rows compare at equal wall-clock time
+    xlabel = 'training minutes'
+    fig, axes = plt.subplots(len(groups), 2, figsize=(13, 3.6 * len(groups)), squeeze=False)
     colors = plt.rcParams['axes.prop_cycle'].by_key()['color']
-    for i, r in enumerate(task_rows):
-        color = colors[i % len(colors)]  # one colour per row, for both its stages
-        # pretraining has no detection/segmentation curve: it only shifts the row right
-        offset = r['pretrain']['minutes'] if r.get('pretrain') else 0.0
-        if r.get('first_stage'):
-            fs = r['first_stage']
-            loss, vals = curve_points(fs, fs['minutes'], key, offset)
-            for ax, pts, marker in ((ax_loss, loss, None), (ax_val, vals, 'o')):
-                if pts:
-                    ax.plot(*zip(*pts), '--', marker=marker, color=color,
-                            label=f'{r["name"]}: float stage 1')
-            offset += fs['minutes']
-        loss, vals = curve_points(r, r['train_minutes'], key, offset)
-        for ax, pts, marker in ((ax_loss, loss, None), (ax_val, vals, 'o')):
-            if pts:
-                ax.plot(*zip(*pts), marker=marker, color=color, label=r['name'])
-    xlabel = 'training minutes (iterations at each stage\'s mean pace)'
-    ax_loss.set(xlabel=xlabel, ylabel='training loss', title='training loss')
-    ax_val.set(xlabel=xlabel, ylabel=label, title=f'validation {label}')
-    for ax in (ax_loss, ax_val):
-        ax.grid(alpha=0.3)
-    ax_val.legend(fontsize=7)
+    for (group, group_rows), (ax_loss, ax_val) in zip(groups.items(), axes):
+        for i, r in enumerate(group_rows):
+            color = colors[i % len(colors)]  # one colour per row, for both its stages
+            offset = r['pretrain']['minutes'] if r.get('pretrain') else 0.0
+            stages = []
+            if r.get('first_stage'):
+                stages.append((r['first_stage'], r['first_stage']['minutes'], '--', None))
+            stages.append((r, r['train_minutes'], '-', r['name']))
+            for stage, minutes, style, name in stages:
+                loss, vals = curve_points(stage, minutes, key, offset)
+                if loss:
+                    ax_loss.plot(*zip(*loss), style, color=color, linewidth=1)
+                if vals:
+                    ax_val.plot(*zip(*vals), style, marker='o', markersize=4, color=color,
+                                label=name)
+                offset += minutes
+        ax_loss.set(xlabel=xlabel, ylabel='training loss', yscale='log',
+                    title=f'{group}: training loss (stage 1 dashed)')
+        ax_val.set(xlabel=xlabel, ylabel=label, title=f'{group}: {label}')
+        for ax in (ax_loss, ax_val):
+            ax.grid(alpha=0.3)
+        ax_val.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=90, bbox_inches='tight')
     plt.close(fig)
-
 
 
 def write_results_page(rows, out_dir: str) -> str:
