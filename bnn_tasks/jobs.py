@@ -112,7 +112,7 @@ def _resume_target(cfg, resume: str):
 
 
 def train(cfg, config_path: str, resume: Optional[str] = None,
-          keep_process_group: bool = False) -> dict:
+          keep_process_group: bool = False, record_config: Optional[str] = None) -> dict:
     """Train the (already prepared) ``cfg``; returns and records the train result.
 
     ``resume``: a checkpoint path, ``'auto'`` (the work dir's newest readable checkpoint; an
@@ -120,6 +120,9 @@ def train(cfg, config_path: str, resume: Optional[str] = None,
     distributed run leaves its process group up (after a barrier: every rank has finished and
     rank 0's checkpoint is written) for a next runner in this process to reuse, as the
     two-stage recipe's stage 2 does; mmengine initialises a group only where none exists.
+    ``record_config``: config text written (rank 0) to ``WORK_DIR/<config name>`` once the
+    runner is built, before training, over the config mmengine's Runner dumps there (for a
+    distilled run, the wrapper rather than the network that tools/test.py and export need).
     """
     cfg.setdefault('custom_hooks', [])
     if not any(h.get('type') == 'RandomStateHook' for h in cfg.custom_hooks):
@@ -136,6 +139,8 @@ def train(cfg, config_path: str, resume: Optional[str] = None,
         # weights only (two-stage recipe, pretrained backbone): must be readable
         load_from = read_checkpoint(cfg.load_from, 'load_from checkpoint')
     runner = build_runner(cfg)
+    if record_config is not None and int(os.environ.get('RANK', '0')) == 0:
+        write_atomically(osp.join(cfg.work_dir, osp.basename(config_path)), record_config)
     if load_from is not None and 'backbone_pretrain' in checkpoint_meta(load_from):
         # mmengine loads load_from non-strictly: a backbone from another config would be
         # skipped with a warning, and the run would silently train from scratch
@@ -369,14 +374,10 @@ def train_two_stage(cfg, config_path: str, first_stage_fraction: Optional[float]
             stage_cfg.visualizer['name'] = f'{name}_{STAGE_DIRS[index]}_{time.time_ns()}'
         prepare_training(stage_cfg, config_path, max_iters=iters[index],
                          budget_minutes=minutes[index], **prepare_options)
-        if int(os.environ.get('RANK', '0')) == 0:
-            # the network the stage trains, as tools/test.py needs it: written before training,
-            # so the checkpoints of a stage that is stopped part way can be scored too
-            os.makedirs(stage_cfg.work_dir, exist_ok=True)
-            write_atomically(osp.join(stage_cfg.work_dir, osp.basename(config_path)),
-                             student_config(stage_cfg).pretty_text)
-        # distributed: stage 2's runner reuses stage 1's process group
-        return train(stage_cfg, config_path, keep_process_group=index == 0)
+        # distributed: stage 2's runner reuses stage 1's process group. The network the stage
+        # trains is recorded before it trains, so a stage stopped part way can be scored too.
+        return train(stage_cfg, config_path, keep_process_group=index == 0,
+                     record_config=student_config(stage_cfg).pretty_text)
 
     first = run_stage(stage1, 0)
     try:  # stage 1 left a distributed process group up for stage 2
