@@ -340,3 +340,29 @@ def test_binary_input_stats_cli_names_a_missing_checkpoint(tmp_path):
     run = run_cli(['tools/analysis_tools/binary_input_stats.py', SEG,
                    str(tmp_path / 'none.pth')], subprocess_run=True)
     assert run.returncode == 2 and 'none.pth' in run.stderr, run.stderr
+
+
+# ------------------------------------------------------------------- model zoo cells
+
+
+def test_model_zoo_cell_tells_recorded_runs_of_one_config_apart(tmp_path):
+    from bnn_tasks.analysis.model_zoo import _runs_cell, load_measured
+    config = 'configs/bireal/faster-rcnn_bireal18_fpn_digits.py'
+    teacher = 'configs/baselines/faster-rcnn_r18_fpn_digits.py'
+    runs = [
+        dict(config=config, metrics={'pascal_voc/mAP': 0.328}, train_minutes=8),
+        dict(config=config, metrics={'pascal_voc/mAP': 0.837}, train_minutes=23,
+             first_stage=dict(minutes=15), recipe=dict(two_stage=True, distill=None)),
+        dict(config=config, metrics={'pascal_voc/mAP': 0.789}, train_minutes=23,
+             first_stage=dict(minutes=16),
+             recipe=dict(two_stage=True, distill=dict(teacher_config=teacher))),
+        dict(config=config, metrics={}, train_minutes=5),  # not scored: no cell
+    ]
+    (tmp_path / 'recipe').mkdir()
+    (tmp_path / 'recipe' / 'results.json').write_text(json.dumps(runs))
+    measured = load_measured(str(tmp_path))
+    assert [run.training for run in measured[config]] == [
+        'one stage', 'two-stage', 'two-stage, distilled from faster-rcnn_r18_fpn_digits']
+    assert _runs_cell(measured[config], 'pascal_voc/mAP') == (
+        '0.328 (8 min, one stage); 0.837 (38 min, two-stage); '
+        '0.789 (39 min, two-stage, distilled from faster-rcnn_r18_fpn_digits)')

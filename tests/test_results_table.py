@@ -154,6 +154,8 @@ def _fake_tools(monkeypatch, tmp_path, refit_by=0, binary=('configs/b/bin.py',))
     monkeypatch.setattr(results_table, 'run', fake_run)
     monkeypatch.setattr(results_table, 'task_of', lambda config: 'detection')
     monkeypatch.setattr(results_table, 'is_binary', lambda config: config in binary)
+    speeds = iter(range(100, 10000, 10))  # the machine's matmul GFLOP/s, before and after
+    monkeypatch.setattr(results_table, 'matmul_gflops', lambda: float(next(speeds)))
     return calls
 
 
@@ -161,6 +163,13 @@ def _keep(work_dir, *iterations):
     """Checkpoints as the checkpoint hook and the time budget keep them."""
     for it in iterations:
         torch.save({'meta': {'iter': it}, 'state_dict': {}}, work_dir / f'iter_{it}.pth')
+
+
+def test_machine_speed_is_a_measured_matmul_rate():
+    from bnn_tasks.machine import matmul_gflops
+    # 2 * 64^3 flops per product: a rate, neither zero nor an infinity from a zero timing
+    rate = matmul_gflops(seconds=0.05, size=64)
+    assert 0 < rate < 1e5
 
 
 def test_two_stage_rows_train_by_the_recipe_and_score_the_float_stage(monkeypatch, tmp_path):
@@ -183,6 +192,8 @@ def test_two_stage_rows_train_by_the_recipe_and_score_the_float_stage(monkeypatc
     assert row['commands'] == [' '.join(train), ' '.join(test_binary)]
     md = results_page.render_markdown([row])
     assert '| 1.0 (0.4 float stage 1 + 0.6) |' in md
+    # the machine's speed just before and after the training, beside its name
+    assert row['matmul_gflops'] == [100.0, 110.0] and ', matmul 100 / 110 GFLOP/s |' in md
     assert ('two-stage recipe, distilled from it: float stage 1 (12 iterations, 0.4 min; '
             'COCO mAP 0.200, VOC mAP@0.5 0.400 before binarization)') in md
     # the float twin in the same command is trained plainly at the same budget

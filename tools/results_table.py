@@ -58,7 +58,7 @@ from bnn_tasks.analysis.logs import latest_run_curves
 from bnn_tasks.analysis.results_page import config_name, write_results_page
 from bnn_tasks.checkpoint import CheckpointError, checkpoint_iteration
 from bnn_tasks.jobs import STAGE_DIRS, read_result, run_step, test_command
-from bnn_tasks.machine import machine_description
+from bnn_tasks.machine import machine_description, matmul_gflops
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -274,6 +274,7 @@ def train_and_test(config: str, args) -> dict:
     name = row_name(config, args, two_stage)
     work_dir = osp.join(args.work_root, name)
     commands, pretrain = [], None
+    speed_before = matmul_gflops()  # on the idle machine, before and after the training
     if args.pretrain_minutes or args.pretrain_iters:
         pretrain_cmd = ['python', 'tools/pretrain_backbone.py', config]
         if two_stage:  # stage 1 (float weights, clip activations) is what starts from it
@@ -297,6 +298,7 @@ def train_and_test(config: str, args) -> dict:
     train_cmd, result, facts = train(config, work_dir, args, args.fit_minutes,
                                      args.val_interval,
                                      recipe_args=recipe_args(args) if two_stage else ())
+    speed_after = matmul_gflops()
     first_stage = scored_first_stage(config, result) if two_stage else None
     # stage 2's config is the student as trained (tools/test.py and export take it)
     test_config = osp.join(facts['work_dir'], osp.basename(config)) if two_stage else config
@@ -311,7 +313,8 @@ def train_and_test(config: str, args) -> dict:
                 first_stage=first_stage, metrics=metrics,
                 commands=commands + [' '.join(train_cmd), ' '.join(test_cmd)],
                 train_curve=train_curve, val_curve=val_curve,
-                cpu=machine_description(), date=time.strftime('%Y-%m-%d'))
+                cpu=machine_description(), date=time.strftime('%Y-%m-%d'),
+                matmul_gflops=[round(speed_before, 1), round(speed_after, 1)])
 
 
 def pretrain_summary(config: str) -> dict:

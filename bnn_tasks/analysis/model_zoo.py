@@ -22,12 +22,28 @@ class MeasuredRun:
     minutes: float  # all training stages: pretraining, first stage, this config
     iterations: Optional[int]
     source: str
+    training: str = 'one stage'  # how it was trained, see ``training_label``
 
     def cell(self, key: str, scale: float = 1.0, digits: int = 3) -> Optional[str]:
         value = self.metrics.get(key)
         if not isinstance(value, (int, float)) or value < 0:
             return None
         return f'{value * scale:.{digits}f}'
+
+
+def training_label(entry: dict) -> str:
+    """``one stage``, ``two-stage`` or ``two-stage, distilled [from TEACHER]``: what tells two
+    recorded runs of one config apart."""
+    recipe = entry.get('recipe') or {}
+    if not (recipe.get('two_stage') or entry.get('first_stage')):
+        return 'one stage'
+    distill = recipe.get('distill')
+    if not distill:
+        return 'two-stage'
+    teacher = str(distill.get('teacher_config') or '')
+    if teacher.endswith('.py'):
+        return f'two-stage, distilled from {osp.splitext(osp.basename(teacher))[0]}'
+    return 'two-stage, distilled'
 
 
 def load_measured(results_dir: str) -> Dict[str, List[MeasuredRun]]:
@@ -46,7 +62,8 @@ def load_measured(results_dir: str) -> Dict[str, List[MeasuredRun]]:
                 minutes += float((entry.get(stage) or {}).get('minutes') or 0)
             runs.setdefault(entry['config'], []).append(MeasuredRun(
                 metrics=entry['metrics'], minutes=minutes, iterations=entry.get('iterations'),
-                source=osp.relpath(path, osp.dirname(results_dir.rstrip('/')))))
+                source=osp.relpath(path, osp.dirname(results_dir.rstrip('/'))),
+                training=training_label(entry)))
     return runs
 
 
@@ -81,7 +98,8 @@ class ZooRow:
 
 def _runs_cell(runs: List[MeasuredRun], key: str, scale: float = 1.0, digits: int = 3) -> str:
     cells = [(run.cell(key, scale, digits), run) for run in runs]
-    cells = [f'{value} ({run.minutes:.0f} min)' for value, run in cells if value is not None]
+    cells = [f'{value} ({run.minutes:.0f} min, {run.training})'
+             for value, run in cells if value is not None]
     return '; '.join(cells) if cells else DASH
 
 

@@ -90,12 +90,25 @@ def row_minutes(row) -> str:
         f'{row["train_minutes"]})'
 
 
+def machine_cell(row: dict) -> str:
+    """CPU and date, and the machine's float matmul speed before/after the run when recorded
+    (instances of one machine kind differ: a budget in minutes is not the same compute)."""
+    cell = f'{row["cpu"]}, {row["date"]}'
+    speed = row.get('matmul_gflops')
+    if speed:
+        cell += ', matmul ' + ' / '.join(f'{v:.0f}' for v in speed) + ' GFLOP/s'
+    return cell
+
+
 def render_markdown(rows) -> str:
     out = ['# Results on the built-in digits dataset', '',
            'Measured by `tools/results_table.py` (one row = the two commands shown, run on an '
            'otherwise idle machine). "Minutes" is wall-clock time of the training command, '
            'including validation during training, plus backbone pretraining or the float '
-           'first stage where listed. '
+           'first stage where listed. Machine: where recorded, its float32 matmul speed '
+           'just before and after the training (`bnn_tasks.machine.matmul_gflops`): two '
+           'instances of one machine kind can differ by a third, which a budget in minutes '
+           'turns into iterations. '
            'Regenerate the page with `python tools/results_table.py --render-only`.', '']
     for task in ('detection', 'segmentation'):
         task_rows = sorted((r for r in rows if r['task'] == task), key=table_order)
@@ -118,7 +131,7 @@ def render_markdown(rows) -> str:
             elif r.get('probe'):  # iterations fitted to a time budget: at the probe's step time
                 iters += f', {r["probe"]["seconds_per_iter"]:.2f} s/it'
             out.append(f'| `{r["name"]}` | {iters} | {row_minutes(r)} | ' + ' | '.join(vals)
-                       + f' | {share_of_twin(r, task_rows)} | {r["cpu"]}, {r["date"]} |')
+                       + f' | {share_of_twin(r, task_rows)} | {machine_cell(r)} |')
         notes = [f'- `{r["name"]}`: {r["note"]}' for r in task_rows if r.get('note')]
         notes += [f'- `{r["name"]}`: {first_stage_note(r, cols)}'
                   for r in task_rows if r.get('first_stage')]

@@ -117,9 +117,9 @@ def main(argv=None):
         '- Two-stage detectors count the RoI head on the proposals the (untrained, seeded) RPN '
         'keeps for a random input image, as mmdet\'s get_flops does with one image.',
         '- **Measured** cells come from the results files under `docs/results/` '
-        '(`tools/results_table.py`): score (minutes of training, all stages; each recorded run of '
-        'a config, separated by semicolons); a dash where no '
-        'run was recorded. No per-config latency is recorded; whole-backbone latency is below.',
+        '(`tools/results_table.py`): score (minutes of training, all stages; how: one stage, '
+        'or the two-stage recipe with or without distillation and its teacher), each recorded '
+        'run of a config, separated by semicolons; a dash where no run was recorded. No per-config latency is recorded; whole-backbone latency is below.',
         '',
     ]
     lines += render_zoo_rows(rows)
