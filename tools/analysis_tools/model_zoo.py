@@ -119,7 +119,8 @@ def main(argv=None):
         '- **Measured** cells come from the results files under `docs/results/` '
         '(`tools/results_table.py`): score (minutes of training, all stages; how: one stage, '
         'or the two-stage recipe with or without distillation and its teacher), each recorded '
-        'run of a config, separated by semicolons; a dash where no run was recorded. No per-config latency is recorded; whole-backbone latency is below.',
+        'run of a config, separated by semicolons; a dash where no run was recorded. No '
+        'per-config latency is recorded; whole-backbone latency is below.',
         '',
     ]
     lines += render_zoo_rows(rows)
