@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from .cost import Cost, CostReport, human
+from .results_page import distillation_teacher
 
 DASH = '-'
 
@@ -40,10 +41,8 @@ def training_label(entry: dict) -> str:
     distill = recipe.get('distill')
     if not distill:
         return 'two-stage'
-    teacher = str(distill.get('teacher_config') or '')
-    if teacher.endswith('.py'):
-        return f'two-stage, distilled from {osp.splitext(osp.basename(teacher))[0]}'
-    return 'two-stage, distilled'
+    teacher = distillation_teacher(distill)
+    return f'two-stage, distilled from {teacher}' if teacher else 'two-stage, distilled'
 
 
 def load_measured(results_dir: str) -> Dict[str, List[MeasuredRun]]:

@@ -24,7 +24,6 @@ def config_name(config: str) -> str:
     return osp.splitext(osp.basename(config))[0]
 
 
-
 def metric_value(metrics: dict, key: str):
     for k, v in metrics.items():  # mmseg prefixes nothing, mmdet 'coco/..'; match the tail
         if k == key or k.endswith('/' + key):
@@ -152,6 +151,13 @@ def _format_metric(value: float, task: str) -> str:
     return f'{value:.3f}' if task == 'detection' else f'{value:.2f}'  # mmseg: percentages
 
 
+def distillation_teacher(distill: dict):
+    """The config name of a distilled run's teacher when it is another model (e.g. the float
+    twin), None when it is the run's own float stage (recorded as a description, not a path)."""
+    teacher = str(distill.get('teacher_config') or '')
+    return config_name(teacher) if teacher.endswith('.py') else None
+
+
 def first_stage_note(row: dict, cols) -> str:
     stage = row['first_stage']
     values = [(label, metric_value(stage['metrics'], key)) for key, label in cols]
@@ -165,8 +171,8 @@ def first_stage_note(row: dict, cols) -> str:
         how = 'no distillation'
         if distill:
             options = ', '.join(f'{k}={v}' for k, v in sorted(distill.get('options', {}).items()))
-            teacher = distill.get('teacher_config') or ''
-            source = f'`{config_name(teacher)}`' if teacher.endswith('.py') else 'it'
+            teacher = distillation_teacher(distill)
+            source = f'`{teacher}`' if teacher else 'it'
             how = f'distilled from {source}' + (f' ({options})' if options else '')
             if distill.get('float_stage'):
                 how += ' in both stages'
