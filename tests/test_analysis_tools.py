@@ -13,7 +13,7 @@ import subprocess
 import pytest
 import torch
 from conftest import (PYTHON, REPO, digits_overrides, options_to_cli, run_tool_in_process,
-                      tool_env)
+                      load_tool, tool_env)
 from mmengine.config import Config
 from torch import nn
 
@@ -340,6 +340,52 @@ def test_binary_input_stats_cli_names_a_missing_checkpoint(tmp_path):
     run = run_cli(['tools/analysis_tools/binary_input_stats.py', SEG,
                    str(tmp_path / 'none.pth')], subprocess_run=True)
     assert run.returncode == 2 and 'none.pth' in run.stderr, run.stderr
+
+
+# ------------------------------------------------------------------- training-step cost
+FCN_FLOAT = osp.join(REPO, 'configs', 'baselines', 'fcn_r18-d8_digits.py')
+FCN_GROUPNET_K2 = osp.join(REPO, 'configs', 'group_net', 'fcn_groupnet18-k2-d8_digits.py')
+
+
+def test_round_robin_times_every_step_in_turns():
+    from bnn_tasks.analysis.step_cost import format_costs, time_round_robin
+    calls = []
+    steps = {name: (lambda name=name: calls.append(name)) for name in ('a', 'b')}
+    costs = time_round_robin(steps, {'a': 2, 'b': 4}, rounds=3, steps_per_round=2, warmup=1)
+    # one warm-up step each, then turns of two steps each
+    assert calls == ['a', 'b'] + ['a', 'a', 'b', 'b'] * 3
+    assert [c.name for c in costs] == ['a', 'b'] and all(len(c.cpu_samples) == 3 for c in costs)
+    assert [c.batch_size for c in costs] == [2, 4]
+    assert format_costs(costs).splitlines()[2].startswith('| a | 2 |')
+    with pytest.raises(ValueError, match='rounds'):
+        time_round_robin(steps, {'a': 2, 'b': 4}, rounds=0)
+
+
+def test_train_step_cost_cli_times_float_twin_and_group_net_float_stage(tiny_digits, tmp_path):
+    opts = digits_overrides(Config.fromfile(FCN_FLOAT), tiny_digits)
+    out = tmp_path / 'cost.json'
+    run = run_cli(['tools/analysis_tools/train_step_cost.py', FCN_FLOAT, FCN_GROUPNET_K2,
+                   '--float-stage', '--rounds', '1', '--steps', '1', '--json', str(out),
+                   '--cfg-options'] + options_to_cli(opts))
+    assert run.returncode == 0, run.stderr
+    report = json.loads(out.read_text())
+    names = [c['name'] for c in report['costs']]
+    assert names == ['fcn_r18-d8_digits (float stage)', 'fcn_groupnet18-k2-d8_digits (float stage)']
+    assert all(c['cpu_seconds'] > 0 and c['batch_size'] == 2 for c in report['costs'])
+    assert '| x first row |' in run.stdout
+
+    tool = load_tool('analysis_tools/train_step_cost')
+    args = tool.parse_args([FCN_GROUPNET_K2, '--float-stage'])
+    backbone = tool.load_config(FCN_GROUPNET_K2, args).model.backbone
+    assert backbone.num_bases == 2 and backbone.kernel_quantizer == 'identity'
+    assert 'kernel_quantizer' not in tool.load_config(FCN_GROUPNET_K2, tool.parse_args(
+        [FCN_GROUPNET_K2])).model.backbone
+
+
+def test_train_step_cost_cli_names_a_missing_config(tmp_path):
+    run = run_cli(['tools/analysis_tools/train_step_cost.py', str(tmp_path / 'none.py')],
+                  subprocess_run=True)
+    assert run.returncode == 2 and 'none.py' in run.stderr, run.stderr
 
 
 # ------------------------------------------------------------------- model zoo cells
