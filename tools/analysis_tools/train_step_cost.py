@@ -38,6 +38,7 @@ def parse_args(argv=None):
 
 
 def load_config(path: str, args):
+    """``(cfg, label)``: the config to time and the name its row gets."""
     from mmengine.config import Config
 
     from bnn_tasks.engine.recipe import RecipeError, check_binary, float_stage
@@ -50,13 +51,14 @@ def load_config(path: str, args):
     for key in ('model', 'optim_wrapper', 'train_dataloader'):
         if key not in cfg:
             raise ToolError(f'{path} has no {key}: not a training config')
+    label = osp.basename(path)[:-3]
     if args.float_stage:
         try:
             check_binary(cfg, path)
         except RecipeError:
-            return cfg  # a float config is its own float stage
-        cfg = float_stage(cfg, path)
-    return cfg
+            return cfg, label  # a float config is its own float stage
+        return float_stage(cfg, path), f'{label} (float stage)'
+    return cfg, label
 
 
 def main(argv=None):
@@ -69,10 +71,9 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     steps, batch_sizes = {}, {}
     for path in args.configs:
-        name = osp.basename(path)[:-3] + (' (float stage)' if args.float_stage else '')
+        cfg, name = load_config(path, args)
         if name in steps:
             raise ToolError(f'{path} is given twice')
-        cfg = load_config(path, args)
         batch = args.batch_size or cfg.train_dataloader.batch_size
         try:
             steps[name] = build_train_step(cfg, batch)
