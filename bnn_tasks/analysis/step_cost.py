@@ -33,20 +33,18 @@ def build_train_step(cfg, batch_size: int, seed: int = 0) -> Callable[[], None]:
     import torch
     from mmengine.dataset import pseudo_collate
     from mmengine.optim import build_optim_wrapper
-    from mmengine.registry import init_default_scope
 
+    from .browse import build_train_dataset
     cfg = copy.deepcopy(cfg)
-    scope = cfg.get('default_scope', 'mmdet')
-    init_default_scope(scope)
-    if scope == 'mmseg':
-        from mmseg.registry import DATASETS, MODELS
+    dataset = build_train_dataset(cfg)  # also sets the config's default scope
+    if cfg.default_scope == 'mmseg':
+        from mmseg.registry import MODELS
     else:
-        from mmdet.registry import DATASETS, MODELS
+        from mmdet.registry import MODELS
     torch.manual_seed(seed)
     model = MODELS.build(cfg.model)
     model.train()
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    dataset = DATASETS.build(cfg.train_dataloader.dataset)
     if len(dataset) < batch_size:
         raise ValueError(f'the training set has {len(dataset)} samples, fewer than the batch '
                          f'of {batch_size}')
