@@ -10,6 +10,7 @@ import json
 import os.path as osp
 import subprocess
 
+import numpy as np
 import pytest
 import torch
 from conftest import (PYTHON, REPO, digits_overrides, options_to_cli, run_tool_in_process,
@@ -263,7 +264,6 @@ def test_browse_dataset_segmentation_draws_masks(tiny_digits, tmp_path):
     strokes and the visualizer writes class names over small masks, so one small digit alone
     can move either way (measured: a 7-pixel mask drawn 13 levels farther, 0.5x on average)."""
     import cv2
-    import numpy as np
 
     from bnn_tasks.analysis.browse import (browse_dataset, build_train_dataset,
                                            build_visualizer, draw_sample, image_of)
@@ -412,3 +412,82 @@ def test_model_zoo_cell_tells_recorded_runs_of_one_config_apart(tmp_path):
     assert _runs_cell(measured[config], 'pascal_voc/mAP') == (
         '0.328 (8 min, one stage); 0.837 (38 min, two-stage); '
         '0.789 (39 min, two-stage, distilled from faster-rcnn_r18_fpn_digits)')
+
+
+# ------------------------------------------------------------------- dense linear probe
+FCN_FLOAT_PRETRAINED = osp.join(REPO, 'configs', 'baselines', 'fcn_r18-d8_digits_pretrained.py')
+
+
+def test_cell_labels_take_each_cells_centre():
+    from bnn_tasks.analysis.dense_probe import cell_labels
+    mask = torch.tensor([[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 255, 255], [3, 3, 255, 255]])
+    assert cell_labels(mask, (2, 2)).tolist() == [[1, 2], [3, 255]]
+
+
+def test_cell_features_keep_foreground_cells_of_every_level():
+    from bnn_tasks.analysis.dense_probe import cell_features
+
+    class TwoLevels(nn.Module):  # the image itself, and its 2x average-pooled map
+        def forward(self, x):
+            return [x, nn.functional.avg_pool2d(x, 2)]
+
+    image = torch.arange(16.0).reshape(1, 4, 4).repeat(3, 1, 1)
+    mask = torch.tensor([[0, 0, 5, 5], [0, 0, 5, 5], [0, 255, 7, 7], [0, 255, 7, 7]])
+    full, pooled = cell_features(TwoLevels(), [(image, mask)], levels=(0, 1))
+    # level 0: the 8 pixels labelled 5 or 7 (background 0 and ignore 255 left out)
+    assert full[1].tolist() == [5, 5, 5, 5, 7, 7, 7, 7]
+    assert full[0][:, 0].tolist() == [2, 3, 6, 7, 10, 11, 14, 15]
+    assert pooled[1].tolist() == [5, 7] and pooled[0].shape == (2, 3)
+    kept_all = cell_features(TwoLevels(), [(image, mask)], levels=(1, ), background=None)[0]
+    assert kept_all[1].tolist() == [0, 5, 0, 7]
+
+
+def test_linear_probe_separates_informative_cells_and_not_noise():
+    from bnn_tasks.analysis.dense_probe import fit_linear_probe
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(4, 16)) * 3
+
+    def cells(n, informative):
+        labels = rng.integers(1, 5, n)
+        feats = rng.normal(size=(n, 16)) + (centres[labels - 1] if informative else 0)
+        return feats, labels
+
+    train_acc, val_acc, majority = fit_linear_probe(cells(400, True), cells(200, True))
+    assert val_acc > 0.9 and train_acc > 0.9 and 0.1 < majority < 0.5
+    _, noise_acc, _ = fit_linear_probe(cells(400, False), cells(200, False))
+    assert noise_acc < 0.45  # four classes: chance is 0.25
+    with pytest.raises(ValueError, match='no foreground cells'):
+        fit_linear_probe(cells(10, True), (np.zeros((0, 16)), np.zeros(0, np.int64)))
+
+
+def test_dense_probe_cli_probes_a_saved_backbone(tiny_digits, tmp_path):
+    from bnn_tasks.engine.backbone_pretrain import BACKBONE_PREFIX, build_backbone
+    cfg = Config.fromfile(FCN_FLOAT_PRETRAINED)
+    torch.manual_seed(0)
+    backbone = build_backbone(cfg)
+    ckpt = tmp_path / 'backbone.pth'
+    torch.save(dict(state_dict={BACKBONE_PREFIX + k: v
+                                for k, v in backbone.state_dict().items()}), ckpt)
+    opts = digits_overrides(cfg, tiny_digits)
+    out = tmp_path / 'probe.json'
+    run = run_cli(['tools/analysis_tools/dense_probe.py', FCN_FLOAT_PRETRAINED, str(ckpt),
+                   '--levels', '-1', '-2', '--scales', '1', '2', '--json', str(out),
+                   '--cfg-options'] + options_to_cli(opts))
+    assert run.returncode == 0, run.stderr
+    results = json.loads(out.read_text())['results']
+    assert [(r['level'], r['scale']) for r in results] == [(-1, 1), (-2, 1), (-1, 2), (-2, 2)]
+    assert [r['channels'] for r in results] == [512, 256, 512, 256]
+    # twice the scale, four times the cells; all of them foreground digits of 6 (4) images
+    assert results[2]['train_cells'] > 2 * results[0]['train_cells'] > 0
+    assert all(0 <= r['val_accuracy'] <= 1 and 0 < r['train_accuracy'] <= 1 for r in results)
+    assert '| -2 | 2 | 256 |' in run.stdout
+
+
+def test_dense_probe_cli_names_a_foreign_checkpoint_and_a_detection_config(tmp_path):
+    ckpt = tmp_path / 'foreign.pth'
+    torch.save(dict(state_dict={'backbone.conv1.weight': torch.zeros(8, 3, 3, 3)}), ckpt)
+    run = run_cli(['tools/analysis_tools/dense_probe.py', FCN_FLOAT_PRETRAINED, str(ckpt)],
+                  subprocess_run=True)
+    assert run.returncode == 2 and 'foreign.pth' in run.stderr and 'does not fit' in run.stderr
+    run = run_cli(['tools/analysis_tools/dense_probe.py', DET, str(ckpt)], subprocess_run=True)
+    assert run.returncode == 2 and 'segmentation masks' in run.stderr, run.stderr

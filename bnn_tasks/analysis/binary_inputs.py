@@ -95,9 +95,9 @@ def binary_input_stats(model: nn.Module, run: Callable[[], object]) -> List[Bina
 
 def format_stats(stats: List[BinaryInputStats]) -> str:
     """A markdown table, one row per binary layer."""
-    lines = ['| layer | binarizer | input shape | gradient-free % | std | +1 % |',
-             '|---|---|---|---:|---:|---:|']
-    for s in stats:
-        lines.append(f'| {s.layer} | {s.binarizer} | {"x".join(map(str, s.shape))} | '
-                     f'{100 * s.gradient_free:.1f} | {s.std:.2f} | {100 * s.positive:.1f} |')
-    return '\n'.join(lines)
+    from .markdown import markdown_table
+    return markdown_table(
+        ['layer', 'binarizer', 'input shape', 'gradient-free %', 'std', '+1 %'],
+        [(s.layer, s.binarizer, 'x'.join(map(str, s.shape)), f'{100 * s.gradient_free:.1f}',
+          f'{s.std:.2f}', f'{100 * s.positive:.1f}') for s in stats],
+        align=['---', '---', '---', '---:', '---:', '---:'])

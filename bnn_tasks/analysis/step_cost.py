@@ -82,10 +82,9 @@ def time_round_robin(steps: Dict[str, Callable[[], None]], batch_sizes: Dict[str
 
 def format_costs(costs: Sequence[StepCost]) -> str:
     """Markdown table; ratios are CPU seconds per step over the first row's."""
+    from .markdown import markdown_table
     base = costs[0].cpu_seconds
-    lines = ['| config | batch | CPU s / step | wall s / step | x first row |',
-             '|---|---|---|---|---|']
-    for c in costs:
-        lines.append(f'| {c.name} | {c.batch_size} | {c.cpu_seconds:.3f} | '
-                     f'{c.wall_seconds:.3f} | {c.cpu_seconds / base:.2f} |')
-    return '\n'.join(lines)
+    return markdown_table(
+        ['config', 'batch', 'CPU s / step', 'wall s / step', 'x first row'],
+        [(c.name, c.batch_size, f'{c.cpu_seconds:.3f}', f'{c.wall_seconds:.3f}',
+          f'{c.cpu_seconds / base:.2f}') for c in costs])

@@ -60,8 +60,8 @@ def build_backbone(cfg) -> nn.Module:
     return backbone
 
 
-class _Normalizer:
-    """The config's data preprocessor normalisation, for BGR uint8 NHWC crops."""
+class InputNormalizer:
+    """The config's data preprocessor normalisation, for BGR uint8 NHWC images or crops."""
 
     def __init__(self, cfg):
         pre = cfg.model.get('data_preprocessor') or {}
@@ -140,7 +140,7 @@ def pretrain_backbone(cfg, train_crops, val_crops, out: str, minutes: Optional[f
     model.train()
     optim = build_optim_wrapper(model, pretraining_optim_wrapper(cfg))
     base_lrs = [g['lr'] for g in optim.optimizer.param_groups]
-    normalize = _Normalizer(cfg)
+    normalize = InputNormalizer(cfg)
     loss_fn = nn.CrossEntropyLoss()
 
     budget_s = minutes * 60.0 if minutes is not None else float('inf')
@@ -190,12 +190,28 @@ def pretrain_backbone(cfg, train_crops, val_crops, out: str, minutes: Optional[f
     return summary
 
 
+def _backbone_part(state_dict: dict) -> dict:
+    return {k[len(BACKBONE_PREFIX):]: v for k, v in state_dict.items()
+            if k.startswith(BACKBONE_PREFIX)}
+
+
 def check_backbone_checkpoint(model: nn.Module, state_dict: dict, path: str) -> None:
     """Refuse a backbone checkpoint that does not fit ``model.backbone`` (names or shapes).
 
     Raises ``bnn_tasks.checkpoint.CheckpointMismatchError`` (a ``ValueError``).
     """
     from bnn_tasks.checkpoint import check_state_dict
-    backbone_state = {k[len(BACKBONE_PREFIX):]: v for k, v in state_dict.items()
-                      if k.startswith(BACKBONE_PREFIX)}
-    check_state_dict(model.backbone, backbone_state, source=f'pretrained backbone {path!r}')
+    check_state_dict(model.backbone, _backbone_part(state_dict),
+                     source=f'pretrained backbone {path!r}')
+
+
+def load_backbone_checkpoint(backbone: nn.Module, path: str) -> None:
+    """Load the ``backbone.`` weights of a pretraining or whole-model checkpoint, strictly.
+
+    Raises ``bnn_tasks.checkpoint.CheckpointError`` (a ``ValueError``) naming the file when
+    it cannot be read safely or does not fit ``backbone``.
+    """
+    from bnn_tasks.checkpoint import check_state_dict, read_checkpoint, state_dict_of
+    state = _backbone_part(state_dict_of(read_checkpoint(path, 'backbone checkpoint')))
+    check_state_dict(backbone, state, source=f'backbone weights of {path!r}')
+    backbone.load_state_dict(state, strict=False)  # checked above, optional buffers aside
