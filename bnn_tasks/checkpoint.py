@@ -234,3 +234,16 @@ def check_state_dict(model, state: Dict, source: str = 'checkpoint') -> None:
             f'{source} does not fit the model built from the config '
             f'({type(model).__name__} with {type(getattr(model, "backbone", model)).__name__}): '
             + '; '.join(parts) + '. Is it a checkpoint of another architecture or config?')
+
+
+def load_checkpoint_strict(model, path: str) -> dict:
+    """Load ``path`` into ``model`` after :func:`check_state_dict`; returns its ``meta``
+    (and gives the model the checkpoint's ``dataset_meta`` when it has one)."""
+    checkpoint = read_checkpoint(path)
+    state = state_dict_of(checkpoint)
+    check_state_dict(model, state, source=f'checkpoint {path!r}')
+    model.load_state_dict(state, strict=False)  # checked above, optional buffers aside
+    meta = checkpoint.get('meta', {}) if isinstance(checkpoint, dict) else {}
+    if isinstance(meta, dict) and meta.get('dataset_meta'):
+        model.dataset_meta = meta['dataset_meta']
+    return meta if isinstance(meta, dict) else {}

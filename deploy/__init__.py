@@ -5,7 +5,6 @@ Installed from the repository folder ``deploy/`` (see ``setup.py``). Submodules:
 * ``export`` / ``export_layers`` / ``export_wrappers`` / ``postprocess`` / ``roi_extraction`` /
   ``graph_fusion`` / ``onnx_ops``: PyTorch -> ONNX with ``bnn_tasks::BinaryConv2d`` (and, in
   bit-packed two-stage detectors, ``bnn_tasks::MultiLevelRoiAlign``) custom nodes;
-* ``model_loading``: config -> model, strict checkpoint loading with clear mismatch errors;
 * ``runtime``: ONNX Runtime sessions with the kernel library and ``run_onnx_test``;
 * ``packing``, ``reference``, ``library``: bit packing, float reference and the native kernel
   library (the op contract is ``deploy/OP_CONTRACT.md``).

@@ -23,7 +23,7 @@ def dataset_inputs(cfg, export_hw: Sequence[int], count: int, split: str = 'test
     from mmengine.registry import MODELS
     from mmengine.runner import Runner
 
-    from bnn_tasks.deploy.model_loading import init_scope
+    from bnn_tasks.build import init_scope
     init_scope(cfg)
     loader_cfg = copy.deepcopy(cfg.test_dataloader)
     train = cfg.get('train_dataloader', {}).get('dataset', {})

@@ -461,7 +461,8 @@ def test_linear_probe_separates_informative_cells_and_not_noise():
 
 
 def test_dense_probe_cli_probes_a_saved_backbone(tiny_digits, tmp_path):
-    from bnn_tasks.engine.backbone_pretrain import BACKBONE_PREFIX, build_backbone
+    from bnn_tasks.build import build_backbone
+    from bnn_tasks.engine.backbone_pretrain import BACKBONE_PREFIX
     cfg = Config.fromfile(FCN_FLOAT_PRETRAINED)
     torch.manual_seed(0)
     backbone = build_backbone(cfg)

@@ -88,8 +88,8 @@ def test_pretraining_runs_the_backbone_at_the_full_lr():
     """The *_pretrained configs slow the backbone down for fine-tuning; pretraining must not."""
     from mmengine.optim import build_optim_wrapper
 
-    from bnn_tasks.engine.backbone_pretrain import (BackboneClassifier, build_backbone,
-                                                    pretraining_optim_wrapper)
+    from bnn_tasks.build import build_backbone
+    from bnn_tasks.engine.backbone_pretrain import BackboneClassifier, pretraining_optim_wrapper
     cfg = Config.fromfile(SEG_PT)
     assert cfg.optim_wrapper.paramwise_cfg.custom_keys['backbone']['lr_mult'] == 0.1
     model = BackboneClassifier(build_backbone(cfg), 10, probe_size=32)

@@ -22,8 +22,8 @@ from conftest import load_tool, randomize_bn
 import bnn_tasks  # noqa: F401
 from bnn_tasks.deploy.export import export_model
 from bnn_tasks.deploy.export_layers import binary_input_margin
-from bnn_tasks.deploy.model_loading import (CheckpointMismatchError, build_model,
-                                            load_checkpoint_strict)
+from bnn_tasks.build import build_model
+from bnn_tasks.checkpoint import CheckpointMismatchError, load_checkpoint_strict
 from bnn_tasks.deploy.runtime import create_session
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))

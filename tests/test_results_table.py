@@ -116,8 +116,8 @@ def _fake_tools(monkeypatch, tmp_path, refit_by=0, binary=('configs/b/bin.py',))
     """Stand in for tools/train.py and tools/test.py: record each command and write what the
     real ones leave behind (train_result.json / test_result.json, the training log, one
     checkpoint per 10 iterations; with ``refit_by`` a --refit-to-budget run re-fits itself to
-    that many more iterations; ``--two-stage`` trains 40 % of the iterations in
-    ``stage1_float``, the rest in ``stage2_binary``, and names both stages in the result).
+    that many more iterations; ``--two-stage`` trains 40 % of the iterations (or
+    ``--first-stage-fraction``) in ``stage1_float``, the rest in ``stage2_binary``, and names both stages in the result).
     ``binary``: the configs that build binary convs."""
     calls = []
     monkeypatch.setattr(results_table, 'REPO', str(tmp_path))
@@ -131,7 +131,9 @@ def _fake_tools(monkeypatch, tmp_path, refit_by=0, binary=('configs/b/bin.py',))
             if '--two-stage' not in cmd:
                 _fake_train(work_dir, cmd, iters, refit_by)
                 return
-            first = round(iters * 0.4)
+            fraction = float(cmd[cmd.index('--first-stage-fraction') + 1]) \
+                if '--first-stage-fraction' in cmd else 0.4
+            first = round(iters * fraction)
             stages = {'stage1_float': _fake_train(work_dir / 'stage1_float', cmd, first, 0),
                       'stage2_binary': _fake_train(work_dir / 'stage2_binary', cmd,
                                                    iters - first, refit_by)}
@@ -139,6 +141,7 @@ def _fake_tools(monkeypatch, tmp_path, refit_by=0, binary=('configs/b/bin.py',))
                 (work_dir / stage / cmd[2].rsplit('/', 1)[-1]).write_text('')
             (work_dir / 'train_result.json').write_text(json.dumps(dict(
                 stages['stage2_binary'], stages=stages, recipe='two_stage',
+                first_stage_fraction=fraction,
                 distill=None if '--no-distill' in cmd else {
                     'teacher_config': cmd[cmd.index('--teacher-config') + 1]
                     if '--teacher-config' in cmd else 'float stage', 'options': dict(
@@ -194,7 +197,8 @@ def test_two_stage_rows_train_by_the_recipe_and_score_the_float_stage(monkeypatc
     assert '| 1.0 (0.4 float stage 1 + 0.6) |' in md
     # the machine's speed just before and after the training, beside its name
     assert row['matmul_gflops'] == [100.0, 110.0] and ', matmul 100 / 110 GFLOP/s |' in md
-    assert ('two-stage recipe, distilled from it: float stage 1 (12 iterations, 0.4 min; '
+    assert ('two-stage recipe, distilled from it: float stage 1 (40 % of the budget, '
+            '12 iterations, 0.4 min; '
             'COCO mAP 0.200, VOC mAP@0.5 0.400 before binarization)') in md
     # the float twin in the same command is trained plainly at the same budget
     twin = results_table.train_and_test('configs/b/twin.py', args)
@@ -210,6 +214,19 @@ def test_rows_without_distillation_sit_beside_the_distilled_ones(monkeypatch, tm
     assert row['name'] == 'bin_no-distill' and '--no-distill' in calls[0]
     assert 'work_dirs/results/bin_no-distill' in calls[0]
     assert 'two-stage recipe, no distillation' in results_page.render_markdown([row])
+
+
+def test_a_non_default_split_is_its_own_row(monkeypatch, tmp_path):
+    calls = _fake_tools(monkeypatch, tmp_path)
+    args = results_table.parse_args(['configs/b/bin.py', '--two-stage', '--no-distill',
+                                     '--first-stage-fraction', '0.6', '--max-iters', '30'])
+    row = results_table.train_and_test('configs/b/bin.py', args)
+    assert row['name'] == 'bin_no-distill_float-stage-0.6'
+    train = calls[0]
+    assert train[train.index('--first-stage-fraction') + 1] == '0.6'
+    assert 'work_dirs/results/bin_no-distill_float-stage-0.6' in train
+    assert ('two-stage recipe, no distillation: float stage 1 (60 % of the budget, '
+            '18 iterations') in results_page.render_markdown([row])
 
 
 def test_distillation_options_reach_stage_2_and_name_their_row(monkeypatch, tmp_path):

@@ -16,7 +16,7 @@ from mmengine.config import Config
 
 import bnn_tasks  # noqa: F401
 from bnn_tasks.deploy.export import export_model
-from bnn_tasks.deploy.model_loading import build_model
+from bnn_tasks.build import build_model
 from bnn_tasks.deploy.runtime import OnnxRuntimeError, build_onnx_model, run_onnx_test
 from conftest import digits_overrides, randomize_bn
 

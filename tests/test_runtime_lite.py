@@ -25,7 +25,7 @@ import bnn_tasks  # noqa: F401
 from bnn_tasks.deploy import runtime_lite
 from bnn_tasks.deploy.export import export_model
 from bnn_tasks.deploy.export_record import RECORD_KEY, pipeline_record
-from bnn_tasks.deploy.model_loading import build_model
+from bnn_tasks.build import build_model
 from bnn_tasks.deploy.runtime import build_onnx_model
 from conftest import REPO, digits_overrides, randomize_bn
 

@@ -37,6 +37,7 @@ import numpy as np
 
 from mmengine.config import DictAction
 
+from bnn_tasks.analysis.markdown import markdown_table
 from bnn_tasks.deploy import library, op_spec, single_op
 from bnn_tasks.deploy.model_benchmark import time_session, time_sessions
 from bnn_tasks.machine import cpu_name
@@ -337,7 +338,8 @@ def export_config(cfg, checkpoint: Optional[str], out_dir: str, name: str, shape
 
     from bnn_tasks.deploy.export import export_model
     from bnn_tasks.deploy.export_record import RECORD_KEY, pipeline_record
-    from bnn_tasks.deploy.model_loading import build_model, load_checkpoint_strict
+    from bnn_tasks.build import build_model
+    from bnn_tasks.checkpoint import load_checkpoint_strict
     torch.manual_seed(0)  # untrained: the same random weights every run
     model = build_model(cfg)
     if checkpoint:
@@ -426,8 +428,8 @@ def detector_benchmark(args, variants, timing) -> dict:
     if args.shape:
         shape = tuple(args.shape)
     else:
-        from bnn_tasks.deploy.model_loading import default_export_shape
-        shape = default_export_shape(cfg)
+        from bnn_tasks.build import input_shape_of
+        shape = input_shape_of(cfg)
     try:
         samples = dataset_inputs(cfg, shape, args.images)
         calibration = dataset_inputs(cfg, shape, args.calibration_images, split='train')
@@ -505,33 +507,33 @@ def detector_markdown(result: dict, summary: dict, meta: dict) -> str:
              f'- weights: {weights}; float ResNet-18: {result["baseline"]}', '',
              'Median ms per run (in brackets: how many times faster the bit-packed model with '
              'the automatic kernel choice is). dets/img: boxes after NMS on the first images '
-             '(post-processing work depends on the weights).', '',
-             '| model | engine | precision | ' + ' | '.join(f'{t} thread(s)' for t in threads)
-             + ' | dets/img |', '|' + '---|' * (4 + len(threads))]
+             '(post-processing work depends on the weights).', '']
     keyed = {}
     for r in result['rows']:
         keyed.setdefault(r['impl'], {})[r['threads']] = r
+    cells = []
     for impl, by_t in keyed.items():
         any_r = next(iter(by_t.values()))
         dets = any_r['detections_per_image']
-        lines.append(f'| {any_r["model"]} | {any_r["engine"]} | {any_r["precision"] or ""} | '
-                     + ' | '.join(f'{by_t[t]["median_s"] * 1e3:.1f} '
-                                  f'({by_t[t]["binary_speedup"]:.2f}x)' if t in by_t else ''
-                                  for t in threads)
-                     + f' | {"" if dets is None else f"{dets:.1f}"} |')
-    lines += ['', '## File sizes', '', '| model | MiB |', '|---|---|']
-    lines += [f'| {name} | {size / 2**20:.2f} |' for name, size in result['sizes'].items()]
+        cells.append([any_r['model'], any_r['engine'], any_r['precision'] or '']
+                     + [f'{by_t[t]["median_s"] * 1e3:.1f} ({by_t[t]["binary_speedup"]:.2f}x)'
+                        if t in by_t else '' for t in threads]
+                     + ['' if dets is None else f'{dets:.1f}'])
+    lines.append(markdown_table(['model', 'engine', 'precision']
+                                + [f'{t} thread(s)' for t in threads] + ['dets/img'], cells))
+    lines += ['', '## File sizes', '',
+              markdown_table(['model', 'MiB'], [(name, f'{size / 2**20:.2f}')
+                                                for name, size in result['sizes'].items()])]
     prof = result['profile']
     per_run_ms = prof['model_run_us'] / max(1, prof['runs']) / 1e3
     lines += ['', f'## Where the bit-packed model spends its time (ONNX Runtime profiler, '
               f'1 thread, {prof["runs"]} runs, {per_run_ms:.1f} ms per run; ops cover '
               f'{100 * prof["ops_share"]:.0f} %)', '',
-              '| op type | share | ms per run | calls per run |', '|---|---|---|---|']
-    for o in prof['ops']:
-        if o['share'] >= 0.001:
-            lines.append(f'| {o["op_type"]} | {100 * o["share"]:.1f} % | '
-                         f'{o["total_us"] / prof["runs"] / 1e3:.2f} | '
-                         f'{o["calls"] / prof["runs"]:.0f} |')
+              markdown_table(['op type', 'share', 'ms per run', 'calls per run'],
+                             [(o['op_type'], f'{100 * o["share"]:.1f} %',
+                               f'{o["total_us"] / prof["runs"] / 1e3:.2f}',
+                               f'{o["calls"] / prof["runs"]:.0f}')
+                              for o in prof['ops'] if o['share'] >= 0.001])]
     lines += ['', '## Summary (bit-packed auto vs each row; targets are reported, not asserted)',
               '']
     lines += [f'- `{k}`: {v:.2f}x' for k, v in summary.items()]
@@ -621,11 +623,10 @@ def markdown(records: List[dict], summary: dict, meta: dict, model_records: List
              'Median ms per run (speedup over ONNX Runtime float Conv of the same shape; '
              'GMAC/s = binary or float multiply-accumulates per second).', '']
     impls = sorted({r['impl'] for r in records}, key=_impl_order)
-    header = '| model | layer | in -> out | count | threads | ' + ' | '.join(impls) + ' |'
-    lines += [header, '|' + '---|' * (5 + len(impls))]
     keyed = {}
     for r in records:
         keyed.setdefault((r['model'], r['name'], r['threads']), {})[r['impl']] = r
+    rows = []
     for (model, name, threads), by_impl in keyed.items():
         any_r = next(iter(by_impl.values()))
         shape = f'{any_r["in_channels"]}x{any_r["size"]}² -> {any_r["out_channels"]}x{any_r["out_size"]}²'
@@ -635,29 +636,26 @@ def markdown(records: List[dict], summary: dict, meta: dict, model_records: List
             cells.append('' if r is None else
                          f'{r["median_s"] * 1e3:.2f} ({r["speedup_vs_float"]:.1f}x, '
                          f'{r["gmacs_per_s"]:.0f})')
-        lines.append(f'| {model} | {name} | {shape} | {any_r["count"]} | {threads} | ' +
-                     ' | '.join(cells) + ' |')
+        rows.append([model, name, shape, any_r['count'], threads] + cells)
+    lines.append(markdown_table(['model', 'layer', 'in -> out', 'count', 'threads'] + impls, rows))
     one = [k for k in keyed if k[2] == 1]
     if one:
         binary = [i for i in impls if i != 'ort_float_conv']
         lines += ['', '1 thread, speedup over float Conv from the CPU time of the computing thread '
                   '(insensitive to other processes on the machine):', '',
-                  '| model | layer | ' + ' | '.join(binary) + ' |', '|' + '---|' * (2 + len(binary))]
-        for model, name, _ in one:
-            by_impl = keyed[(model, name, 1)]
-            lines.append(f'| {model} | {name} | ' + ' | '.join(
-                f'{by_impl[i]["cpu_speedup_vs_float"]:.1f}x' if i in by_impl else ''
-                for i in binary) + ' |')
+                  markdown_table(['model', 'layer'] + binary, [
+                      [model, name] + [f'{keyed[(model, name, 1)][i]["cpu_speedup_vs_float"]:.1f}x'
+                                       if i in keyed[(model, name, 1)] else '' for i in binary]
+                      for model, name, _ in one])]
     lines += ['', '## Summary (targets are reported, not asserted)', '']
     for k, v in summary.items():
         lines.append(f'- `{k}`: {v:.2f}x')
     if model_records:
-        lines += ['', '## Whole models', '', '| model | threads | impl | median ms |',
-                  '|---|---|---|---|']
-        for r in model_records:
-            value = (f'{r["size_bytes"] / 2**20:.2f} MiB' if 'size_bytes' in r
-                     else f'{r["median_s"] * 1e3:.2f}')
-            lines.append(f'| {r["model"]} | {r["threads"]} | {r["impl"]} | {value} |')
+        lines += ['', '## Whole models', '', markdown_table(
+            ['model', 'threads', 'impl', 'median ms'],
+            [(r['model'], r['threads'], r['impl'],
+              f'{r["size_bytes"] / 2**20:.2f} MiB' if 'size_bytes' in r
+              else f'{r["median_s"] * 1e3:.2f}') for r in model_records])]
     return '\n'.join(lines) + '\n'
 
 

@@ -66,17 +66,17 @@ def _sample_input(cfg, shape):
 
 def main(argv=None):
     args = parse_args(argv)
+    from bnn_tasks.build import build_model, input_shape_of
+    from bnn_tasks.checkpoint import load_checkpoint_strict
+    from bnn_tasks.cli import load_config
     from bnn_tasks.deploy.export import compare_outputs, export_model
     from bnn_tasks.deploy.export_record import RECORD_KEY, pipeline_record
     from bnn_tasks.deploy.export_wrappers import model_kind
-    from bnn_tasks.deploy.model_loading import (build_model, default_export_shape,
-                                                load_checkpoint_strict)
-    from bnn_tasks.cli import load_config
     from bnn_tasks.deploy.runtime import create_session
     from bnn_tasks.layers import BinaryConv2d
 
     cfg = load_config(args.config, args.cfg_options)
-    shape = tuple(args.shape) if args.shape else default_export_shape(cfg)
+    shape = tuple(args.shape) if args.shape else input_shape_of(cfg)
     if shape is None:
         sys.exit('cannot infer the export shape from the test pipeline; pass --shape H W')
     model = build_model(cfg)

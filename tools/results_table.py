@@ -242,14 +242,17 @@ def add_checkpoint_scores(row: dict, work_root: str) -> None:
 def row_name(config: str, args, two_stage: bool) -> str:
     if not two_stage:
         return config_name(config)
+    # a non-default split is its own row, not a rerun of the recipe's
+    split = ([f'float-stage-{args.first_stage_fraction:g}']
+             if args.first_stage_fraction is not None else [])
     if args.no_distill:
-        return config_name(config) + '_no-distill'
+        return '_'.join([config_name(config), 'no-distill'] + split)
     teacher = ['teacher-' + config_name(args.teacher_config)] if args.teacher_config else []
     if args.distill_float_stage:
         teacher.append('float-stage-too')
     return '_'.join([config_name(config)] +
                     [option.replace('=', '-', 1) for option in sorted(args.distill_options)]
-                    + teacher)
+                    + teacher + split)
 
 
 def recipe_args(args) -> list:
@@ -308,7 +311,9 @@ def train_and_test(config: str, args) -> dict:
                 max_iters=facts['max_iters'] or args.max_iters,
                 budget_minutes=facts['budget_minutes'], refits=facts['refits'],
                 seed=facts['seed'], train_minutes=facts['minutes'], pretrain=pretrain,
-                recipe=dict(two_stage=True, distill=result.get('distill')) if two_stage else None,
+                recipe=dict(two_stage=True, distill=result.get('distill'),
+                            first_stage_fraction=result.get('first_stage_fraction'))
+                if two_stage else None,
                 stage_config=test_config, work_dir=facts['work_dir'],
                 first_stage=first_stage, metrics=metrics,
                 commands=commands + [' '.join(train_cmd), ' '.join(test_cmd)],

@@ -18,6 +18,8 @@ from typing import Callable, List
 import torch
 from torch import nn
 
+from .markdown import markdown_table
+
 
 @dataclass
 class BinaryInputStats:
@@ -95,7 +97,6 @@ def binary_input_stats(model: nn.Module, run: Callable[[], object]) -> List[Bina
 
 def format_stats(stats: List[BinaryInputStats]) -> str:
     """A markdown table, one row per binary layer."""
-    from .markdown import markdown_table
     return markdown_table(
         ['layer', 'binarizer', 'input shape', 'gradient-free %', 'std', '+1 %'],
         [(s.layer, s.binarizer, 'x'.join(map(str, s.shape)), f'{100 * s.gradient_free:.1f}',

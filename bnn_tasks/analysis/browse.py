@@ -13,16 +13,6 @@ import numpy as np
 DEFAULT_VISUALIZERS = {'mmdet': 'DetLocalVisualizer', 'mmseg': 'SegLocalVisualizer'}
 
 
-def _registries(scope: str):
-    if scope == 'mmdet':
-        from mmdet.registry import DATASETS, VISUALIZERS
-    elif scope == 'mmseg':
-        from mmseg.registry import DATASETS, VISUALIZERS
-    else:
-        raise ValueError(f'default_scope must be mmdet or mmseg, got {scope!r}')
-    return DATASETS, VISUALIZERS
-
-
 def build_train_dataset(cfg):
     """The config's training dataset with its pipeline (registries initialised)."""
     return build_split_dataset(cfg, 'train')
@@ -30,21 +20,16 @@ def build_train_dataset(cfg):
 
 def build_split_dataset(cfg, split: str):
     """The config's ``{split}_dataloader`` dataset with its pipeline (registries initialised)."""
-    from mmengine.registry import init_default_scope
-    if cfg.get('custom_imports'):
-        from mmengine.utils import import_modules_from_strings
-        import_modules_from_strings(**cfg.custom_imports)
-    import bnn_tasks  # noqa: F401  (registers the digits transforms and backbones)
-    init_default_scope(cfg.default_scope)
-    datasets, _ = _registries(cfg.default_scope)
-    return datasets.build(cfg[f'{split}_dataloader'].dataset)
+    from bnn_tasks.build import scope_registry
+    return scope_registry(cfg, 'DATASETS').build(cfg[f'{split}_dataloader'].dataset)
 
 
 def build_visualizer(cfg, dataset_meta: dict):
     """The config's visualizer type, writing nowhere but where it is told (no vis backends)."""
-    _, visualizers = _registries(cfg.default_scope)
+    from bnn_tasks.build import config_scope, scope_registry
+    visualizers = scope_registry(cfg, 'VISUALIZERS')
     vis_cfg = dict(cfg.get('visualizer') or {})
-    vis_type = vis_cfg.get('type', DEFAULT_VISUALIZERS[cfg.default_scope])
+    vis_type = vis_cfg.get('type', DEFAULT_VISUALIZERS[config_scope(cfg)])
     # a fresh name: mmengine keeps visualizers as named global instances
     visualizer = visualizers.build(dict(type=vis_type, name=f'browse_dataset_{os.getpid()}_'
                                         f'{id(cfg)}'))

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .markdown import markdown_table
+
 IGNORE_INDEX = 255
 
 
@@ -118,7 +120,6 @@ def probe_backbone(backbone, train_samples, val_samples, levels: Sequence[int] =
 
 
 def format_results(results: List[ProbeResult]) -> str:
-    from .markdown import markdown_table
     return markdown_table(
         ['level', 'scale', 'channels', 'cells (train / val)', 'train acc.', 'val acc.',
          'majority class'],

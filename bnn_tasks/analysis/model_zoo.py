@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from .cost import Cost, CostReport, human
+from .markdown import markdown_table
 from .results_page import distillation_teacher
 
 DASH = '-'
@@ -106,33 +107,34 @@ def _shape(report: CostReport) -> str:
     return 'x'.join(str(v) for v in report.input_shape[2:]) if report.input_shape else DASH
 
 
-ZOO_HEADER = ('| config | task | input | OPs | BOPs | FLOPs | backbone OPs | binary / float '
-              'params | size MB | COCO mAP | VOC mAP@0.5 | mIoU | latency |')
+ZOO_HEADER = ['config', 'task', 'input', 'OPs', 'BOPs', 'FLOPs', 'backbone OPs',
+              'binary / float params', 'size MB', 'COCO mAP', 'VOC mAP@0.5', 'mIoU', 'latency']
 
 
-def render_zoo_rows(rows: List[ZooRow]) -> List[str]:
-    lines = [ZOO_HEADER, '|' + '---|' * ZOO_HEADER.count(' | ') + '---|']
-    for row in rows:
-        t = row.report.total
-        det = row.task == 'detection'
-        lines.append('| ' + ' | '.join([
-            f'`{row.config}`', row.task, _shape(row.report), human(t.ops), human(t.bops),
+def _zoo_cells(row: ZooRow) -> List[str]:
+    t = row.report.total
+    det = row.task == 'detection'
+    return [f'`{row.config}`', row.task, _shape(row.report), human(t.ops), human(t.bops),
             human(t.flops), human(row.backbone.ops),
             f'{t.binary_params / 1e6:.2f}M / {t.float_params / 1e6:.2f}M',
             f'{t.storage_mb:.2f}',
             _runs_cell(row.runs, 'coco/bbox_mAP') if det else DASH,
             _runs_cell(row.runs, 'pascal_voc/mAP') if det else DASH,
             DASH if det else _runs_cell(row.runs, 'mIoU', 1.0, 1),
-            DASH]) + ' |')
-    return lines
+            DASH]
+
+
+def render_zoo_rows(rows: List[ZooRow]) -> List[str]:
+    return markdown_table(ZOO_HEADER, [_zoo_cells(row) for row in rows]).split('\n')
 
 
 def render_latency(records: List[dict], backbone_costs: Dict[str, CostReport]) -> List[str]:
     """Whole-backbone latency, one row per (model, threads, implementation)."""
     if not records:
         return []
-    lines = ['| model | OPs | BOPs | FLOPs | size MB | threads | implementation | median ms | '
-             'vs ORT float | source |', '|---|---|---|---|---|---|---|---|---|---|']
+    header = ['model', 'OPs', 'BOPs', 'FLOPs', 'size MB', 'threads', 'implementation',
+              'median ms', 'vs ORT float', 'source']
+    cells = []
     for rec in records:
         if rec.get('impl', '').startswith('file_size') or rec.get('median_s') in (None,):
             continue
@@ -144,12 +146,11 @@ def render_latency(records: List[dict], backbone_costs: Dict[str, CostReport]) -
         cost = ([human(t.ops), human(t.bops), human(t.flops), f'{t.storage_mb:.2f}']
                 if t is not None else [DASH] * 4)
         speedup = rec.get('speedup_vs_ort_float')
-        lines.append('| ' + ' | '.join(
-            [rec['model']] + cost + [str(rec.get('threads', DASH)), rec.get('impl', DASH),
-                                     f'{median * 1000:.1f}',
-                                     f'{speedup:.2f}x' if speedup else DASH,
-                                     rec['source']]) + ' |')
-    return lines
+        cells.append([rec['model']] + cost + [str(rec.get('threads', DASH)),
+                                              rec.get('impl', DASH), f'{median * 1000:.1f}',
+                                              f'{speedup:.2f}x' if speedup else DASH,
+                                              rec['source']])
+    return markdown_table(header, cells).split('\n')
 
 
 def file_sizes(records: List[dict]) -> Dict[str, Dict[str, int]]:

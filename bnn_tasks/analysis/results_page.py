@@ -5,6 +5,8 @@ the tool) and never runs anything, so ``--render-only`` and the tests use it dir
 """
 import os.path as osp
 
+from .markdown import markdown_table
+
 # the headline metric of each task, and the columns of its table
 METRICS = {
     'detection': [('coco/bbox_mAP', 'COCO mAP'), ('pascal_voc/mAP', 'VOC mAP@0.5')],
@@ -114,11 +116,9 @@ def render_markdown(rows) -> str:
         if not task_rows:
             continue
         cols = METRICS[task]
-        out += [f'## {task.capitalize()}', '',
-                '| config | iterations (of max) | minutes | '
-                + ' | '.join(c[1] for c in cols)
-                + f' | {headline(task)[1]} of the float twin | machine, date |',
-                '|---|---|---|' + '---|' * len(cols) + '---|---|']
+        header = (['config', 'iterations (of max)', 'minutes'] + [c[1] for c in cols]
+                  + [f'{headline(task)[1]} of the float twin', 'machine, date'])
+        cells = []
         for r in task_rows:
             vals = []
             for key, _ in cols:
@@ -129,8 +129,9 @@ def render_markdown(rows) -> str:
                 iters += f', {r["refits"][-1]["seconds_per_iter"]:.2f} s/it'
             elif r.get('probe'):  # iterations fitted to a time budget: at the probe's step time
                 iters += f', {r["probe"]["seconds_per_iter"]:.2f} s/it'
-            out.append(f'| `{r["name"]}` | {iters} | {row_minutes(r)} | ' + ' | '.join(vals)
-                       + f' | {share_of_twin(r, task_rows)} | {machine_cell(r)} |')
+            cells.append([f'`{r["name"]}`', iters, row_minutes(r)] + vals
+                         + [share_of_twin(r, task_rows), machine_cell(r)])
+        out += [f'## {task.capitalize()}', '', markdown_table(header, cells)]
         notes = [f'- `{r["name"]}`: {r["note"]}' for r in task_rows if r.get('note')]
         notes += [f'- `{r["name"]}`: {first_stage_note(r, cols)}'
                   for r in task_rows if r.get('first_stage')]
@@ -176,6 +177,9 @@ def first_stage_note(row: dict, cols) -> str:
             how = f'distilled from {source}' + (f' ({options})' if options else '')
             if distill.get('float_stage'):
                 how += ' in both stages'
+        fraction = recipe.get('first_stage_fraction')
+        if fraction is not None:  # older rows did not record their split
+            facts = f'{round(100 * fraction)} % of the budget, ' + facts
         return f'two-stage recipe, {how}: float stage 1 ({facts})'
     return f'two-stage recipe: starts from the float stage-1 model ' \
         f'`{config_name(stage["config"])}` ({facts})'

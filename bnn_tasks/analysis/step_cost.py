@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Sequence
 
+from .markdown import markdown_table
+
 
 @dataclass
 class StepCost:
@@ -34,15 +36,12 @@ def build_train_step(cfg, batch_size: int, seed: int = 0) -> Callable[[], None]:
     from mmengine.dataset import pseudo_collate
     from mmengine.optim import build_optim_wrapper
 
+    from ..build import scope_registry
     from .browse import build_train_dataset
     cfg = copy.deepcopy(cfg)
-    dataset = build_train_dataset(cfg)  # also sets the config's default scope
-    if cfg.default_scope == 'mmseg':
-        from mmseg.registry import MODELS
-    else:
-        from mmdet.registry import MODELS
+    dataset = build_train_dataset(cfg)
     torch.manual_seed(seed)
-    model = MODELS.build(cfg.model)
+    model = scope_registry(cfg, 'MODELS').build(cfg.model)
     model.train()
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     if len(dataset) < batch_size:
@@ -82,7 +81,6 @@ def time_round_robin(steps: Dict[str, Callable[[], None]], batch_sizes: Dict[str
 
 def format_costs(costs: Sequence[StepCost]) -> str:
     """Markdown table; ratios are CPU seconds per step over the first row's."""
-    from .markdown import markdown_table
     base = costs[0].cpu_seconds
     return markdown_table(
         ['config', 'batch', 'CPU s / step', 'wall s / step', 'x first row'],

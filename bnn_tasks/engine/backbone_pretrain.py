@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..build import build_backbone
 from ..checkpoint import save_checkpoint
 from .budget import iterations_for_budget
 
@@ -43,21 +44,6 @@ class BackboneClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(x)[-1].mean(dim=(2, 3)))
-
-
-def build_backbone(cfg) -> nn.Module:
-    """The backbone of ``cfg.model`` from the registry of the config's scope (mmdet/mmseg)."""
-    scope = cfg.get('default_scope', 'mmdet')
-    if scope == 'mmseg':
-        import mmseg.models  # noqa: F401  (registers mmseg's backbones)
-        from mmseg.registry import MODELS
-    else:
-        import mmdet.models  # noqa: F401
-        from mmdet.registry import MODELS
-    import bnn_tasks.backbones  # noqa: F401
-    backbone = MODELS.build(copy.deepcopy(cfg.model.backbone))
-    backbone.init_weights()
-    return backbone
 
 
 class InputNormalizer:

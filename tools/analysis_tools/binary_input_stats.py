@@ -57,8 +57,9 @@ def main(argv=None):
 
     from bnn_tasks.analysis.binary_inputs import binary_input_stats, format_stats
     from bnn_tasks.analysis.browse import build_split_dataset
+    from bnn_tasks.build import build_model
+    from bnn_tasks.checkpoint import load_checkpoint_strict
     from bnn_tasks.datasets.preflight import check_data
-    from bnn_tasks.deploy.model_loading import build_model, load_checkpoint_strict
     check_data(cfg, splits=('test', ))
     dataset = build_split_dataset(cfg, 'test')
     images = min(args.num_images, len(dataset))

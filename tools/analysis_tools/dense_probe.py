@@ -44,9 +44,9 @@ def probe_config(cfg, args):
     import copy
 
     from bnn_tasks.analysis.browse import build_split_dataset
+    from bnn_tasks.build import build_backbone
     from bnn_tasks.datasets.preflight import check_data
-    from bnn_tasks.engine.backbone_pretrain import (InputNormalizer, build_backbone,
-                                                    load_backbone_checkpoint)
+    from bnn_tasks.engine.backbone_pretrain import InputNormalizer, load_backbone_checkpoint
     if args.float_stage:
         from bnn_tasks.engine.recipe import RecipeError, float_stage
         try:

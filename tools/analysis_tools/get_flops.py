@@ -51,8 +51,8 @@ def input_shape(args, cfg=None):
     if cfg is None:
         return None
     if not args.backbone_only and cfg.get('default_scope') in ('mmdet', 'mmseg'):
-        from bnn_tasks.deploy.model_loading import default_export_shape
-        shape = default_export_shape(cfg)
+        from bnn_tasks.build import input_shape_of
+        shape = input_shape_of(cfg)
         if shape is not None:
             return shape
     return (224, 224)
@@ -63,7 +63,7 @@ def config_report(args):
     from mmengine.config import Config
 
     from bnn_tasks.analysis import count_model
-    from bnn_tasks.deploy.model_loading import build_model
+    from bnn_tasks.build import build_model
     if not osp.isfile(args.config):
         raise ToolError(f'config file {args.config!r} does not exist')
     cfg = Config.fromfile(args.config)

@@ -43,9 +43,9 @@ def count_config(path: str):
     from mmengine.config import Config
 
     from bnn_tasks.analysis import count_model
-    from bnn_tasks.deploy.model_loading import build_model, default_export_shape
+    from bnn_tasks.build import build_model, input_shape_of
     cfg = Config.fromfile(path)
-    shape = default_export_shape(cfg) or (224, 224)
+    shape = input_shape_of(cfg) or (224, 224)
     torch.manual_seed(0)
     report = count_model(build_model(cfg), shape, source=path)
     task = 'detection' if cfg.get('default_scope') == 'mmdet' else 'segmentation'
