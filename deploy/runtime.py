@@ -18,8 +18,9 @@ import onnx
 import torch
 import torch.nn.functional as F
 
-from .export_record import seg_head_settings
 from bnn_tasks.build import init_scope
+
+from .export_record import seg_head_settings
 from .op_spec import is_library_node
 from .runtime_lite import create_session as _create_session
 from .runtime_lite import valid_size_feed

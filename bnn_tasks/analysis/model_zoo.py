@@ -34,16 +34,22 @@ class MeasuredRun:
 
 
 def training_label(entry: dict) -> str:
-    """``one stage``, ``two-stage`` or ``two-stage, distilled [from TEACHER]``: what tells two
-    recorded runs of one config apart."""
+    """``one stage``, ``two-stage`` or ``two-stage, distilled [from TEACHER]``, with the float
+    stage's share of the budget when it is not the recipe's: what tells two recorded runs of
+    one config apart."""
+    from bnn_tasks.engine.recipe import FIRST_STAGE_FRACTION
     recipe = entry.get('recipe') or {}
     if not (recipe.get('two_stage') or entry.get('first_stage')):
         return 'one stage'
+    label = 'two-stage'
+    fraction = recipe.get('first_stage_fraction')
+    if fraction is not None and fraction != FIRST_STAGE_FRACTION:
+        label += f', {round(100 * fraction)} % float stage'
     distill = recipe.get('distill')
     if not distill:
-        return 'two-stage'
+        return label
     teacher = distillation_teacher(distill)
-    return f'two-stage, distilled from {teacher}' if teacher else 'two-stage, distilled'
+    return f'{label}, distilled from {teacher}' if teacher else f'{label}, distilled'
 
 
 def load_measured(results_dir: str) -> Dict[str, List[MeasuredRun]]:
