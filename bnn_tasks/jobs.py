@@ -317,10 +317,11 @@ def train_two_stage(cfg, config_path: str, first_stage_fraction: Optional[float]
                     distill: bool = True, teacher_config: Optional[str] = None,
                     teacher_checkpoint: Optional[str] = None,
                     distill_cfg: Optional[dict] = None, distill_float_stage: bool = False,
-                    **prepare_options) -> dict:
+                    float_stage_activations: str = 'clip', **prepare_options) -> dict:
     """The float-to-binary recipe (``bnn_tasks.engine.recipe``) for the binary ``cfg``.
 
-    Stage 1 (float weights, clip activations) trains in ``WORK_DIR/stage1_float``, stage 2 (the
+    Stage 1 (float weights, clip activations, or the config's binary activations with
+    ``float_stage_activations='binary'``) trains in ``WORK_DIR/stage1_float``, stage 2 (the
     binary config from stage 1's weights, distilled from it unless ``distill`` is False) in
     ``WORK_DIR/stage2_binary``. ``max_iters`` and ``budget_minutes`` are split between them by
     ``first_stage_fraction`` (the recipe's ``FIRST_STAGE_FRACTION`` by default).
@@ -348,7 +349,7 @@ def train_two_stage(cfg, config_path: str, first_stage_fraction: Optional[float]
     if teacher_config and not teacher_checkpoint:
         raise ToolError('--teacher-config needs --teacher-checkpoint (its trained weights)')
     try:
-        stage1 = float_stage(cfg, config_path)
+        stage1 = float_stage(cfg, config_path, float_stage_activations)
         iters = split_budget(max_iters, fraction, integer=True)
         minutes = split_budget(budget_minutes, fraction)
     except RecipeError as e:
@@ -386,7 +387,8 @@ def train_two_stage(cfg, config_path: str, first_stage_fraction: Optional[float]
         try:
             stage2 = binary_stage(cfg, first['checkpoint'], config_path, distill=distill,
                                   teacher_config=teacher, teacher_checkpoint=teacher_checkpoint,
-                                  distill_cfg=distill_cfg)
+                                  distill_cfg=distill_cfg,
+                                  stage1_activations=float_stage_activations)
         except RecipeError as e:
             raise _recipe_error(e) from None
     except BaseException:
@@ -396,7 +398,8 @@ def train_two_stage(cfg, config_path: str, first_stage_fraction: Optional[float]
     model = stage2.model
     result = dict(
         config=config_path, work_dir=osp.abspath(work_dir), recipe='two_stage',
-        first_stage_fraction=fraction, seed=second['seed'], iterations=second['iterations'],
+        first_stage_fraction=fraction, float_stage_activations=float_stage_activations,
+        seed=second['seed'], iterations=second['iterations'],
         max_iters=second['max_iters'],
         checkpoint=second['checkpoint'], time_budget=second['time_budget'],
         train_minutes=round(first['train_minutes'] + second['train_minutes'], 3),

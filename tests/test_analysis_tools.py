@@ -410,17 +410,22 @@ def test_model_zoo_cell_tells_recorded_runs_of_one_config_apart(tmp_path):
         dict(config=config, metrics={'pascal_voc/mAP': 0.85}, train_minutes=16,
              first_stage=dict(minutes=23),
              recipe=dict(two_stage=True, distill=None, first_stage_fraction=0.6)),
+        dict(config=config, metrics={'pascal_voc/mAP': 0.6}, train_minutes=24,
+             first_stage=dict(minutes=16),
+             recipe=dict(two_stage=True, distill=None, first_stage_fraction=0.4,
+                         float_stage_activations='binary')),
     ]
     (tmp_path / 'recipe').mkdir()
     (tmp_path / 'recipe' / 'results.json').write_text(json.dumps(runs))
     measured = load_measured(str(tmp_path))
     assert [run.training for run in measured[config]] == [
         'one stage', 'two-stage', 'two-stage, distilled from faster-rcnn_r18_fpn_digits',
-        'two-stage', 'two-stage, 60 % float stage']
+        'two-stage', 'two-stage, 60 % float stage', 'two-stage, binary-activation float stage']
     assert _runs_cell(measured[config], 'pascal_voc/mAP') == (
         '0.328 (8 min, one stage); 0.837 (38 min, two-stage); '
         '0.789 (39 min, two-stage, distilled from faster-rcnn_r18_fpn_digits); '
-        '0.800 (38 min, two-stage); 0.850 (39 min, two-stage, 60 % float stage)')
+        '0.800 (38 min, two-stage); 0.850 (39 min, two-stage, 60 % float stage); '
+        '0.600 (40 min, two-stage, binary-activation float stage)')
 
 
 # ------------------------------------------------------------------- dense linear probe

@@ -138,3 +138,34 @@ def test_float_stage_pretraining_trains_the_networks_two_stage_starts_from(
         str(tmp_path / 'x.pth')])
     err = capsys.readouterr().err
     assert code == 2 and '--float-stage' in err and 'fcn_r18-d8_digits.py' in err
+
+
+class _SteppedClock:
+    """``time`` stand-in for the pretraining loop: it reads the clock once before the first
+    step and once after each; the first ``slow_steps`` take ``slow_s`` each, the rest ``fast_s``."""
+
+    def __init__(self, slow_steps, slow_s, fast_s):
+        self.calls, self.slow_steps, self.slow_s, self.fast_s = 0, slow_steps, slow_s, fast_s
+
+    def monotonic(self):
+        steps = self.calls
+        self.calls += 1
+        slow = min(steps, self.slow_steps)
+        return slow * self.slow_s + (steps - slow) * self.fast_s
+
+
+def test_budget_fit_uses_the_step_time_after_the_slow_first_steps(tiny_digits, tmp_path,
+                                                                   monkeypatch):
+    """Three 2 s steps, then 0.5 s ones, in a 1-minute budget: 3 + 108 = 111 iterations.
+    Fitting on the average since the start (0.73 s at step 20) would stop at 83 and leave a
+    quarter of the budget unused."""
+    import bnn_tasks.engine.backbone_pretrain as backbone_pretrain
+    cfg = Config.fromfile(SEG_PT)
+    train = DigitCrops(tiny_digits, 'train', crop_size=32)
+    val = DigitCrops(tiny_digits, 'val', crop_size=32)
+    monkeypatch.setattr(backbone_pretrain, 'time', _SteppedClock(3, 2.0, 0.5))
+    summary = backbone_pretrain.pretrain_backbone(cfg, train, val, str(tmp_path / 'b.pth'),
+                                                  minutes=1.0, batch_size=2)
+    assert summary['iterations'] == 111
+    # the clock's last read (after the loop) counts one more fake step: 60.5 s
+    assert summary['minutes'] == pytest.approx(60.5 / 60, abs=0.005)

@@ -52,6 +52,25 @@ def test_float_stage_makes_every_family_float_with_the_same_parameter_names(fami
     assert cfg.model.backbone.get('kernel_quantizer') is None  # the input is left alone
 
 
+@pytest.mark.parametrize('family', sorted(BACKBONES))
+def test_binary_activation_float_stage_floats_only_the_weights(family):
+    from mmdet.registry import MODELS
+    cfg = Config(dict(model=dict(type='RetinaNet', backbone=BACKBONES[family]),
+                      optim_wrapper=dict(optimizer=dict(type='AdamW', lr=1e-3))))
+    binary = _binary_convs(MODELS.build(cfg.model.backbone))
+    fp = _binary_convs(MODELS.build(float_stage(cfg, activations='binary').model.backbone))
+    assert fp and len(fp) == len(binary)
+    for b, f in zip(binary, fp):
+        assert type(f.input_quantizer) is type(b.input_quantizer)  # noqa: E721
+        assert not isinstance(f.input_quantizer, HardTanh)
+        assert isinstance(f.kernel_quantizer, IdentityWeight)
+    # the distillation teacher of stage 2 is that same network
+    teacher = binary_stage(cfg, 'stage1.pth', stage1_activations='binary').model.teacher
+    assert teacher.backbone == float_stage(cfg, activations='binary').model.backbone
+    with pytest.raises(RecipeError, match="'relu'"):
+        float_stage(cfg, activations='relu')
+
+
 def test_float_stage_refuses_float_configs():
     with pytest.raises(RecipeError, match='already a float network'):
         float_stage(Config.fromfile(FLOAT_FRCNN), FLOAT_FRCNN)
@@ -149,6 +168,19 @@ def test_two_stage_segmentation_distils_and_no_distill_turns_it_off(tiny_digits,
     assert plain['distill'] is None
     rows = _logged_losses(plain['stages']['stage2_binary']['work_dir'])
     assert rows and not any('loss_distill_feat' in r for r in rows)
+
+
+def test_two_stage_with_a_binary_activation_float_stage(tiny_digits, tmp_path):
+    """--float-stage-activations binary: stage 1 floats only the weights, stage 2 loads it
+    and is taught by that same network."""
+    work = str(tmp_path / 'binact')
+    result = _two_stage(FCN, tiny_digits, work, extra=['--float-stage-activations', 'binary'])
+    assert result['float_stage_activations'] == 'binary'
+    stage1 = Config.fromfile(osp.join(work, 'stage1_float', osp.basename(FCN)))
+    assert stage1.model.backbone.kernel_quantizer == 'identity'
+    assert 'input_quantizer' not in stage1.model.backbone  # the config's own binary ones
+    _assert_distilled(result['stages']['stage2_binary']['work_dir'])
+    _assert_stage2_loaded_stage1(work, result)
 
 
 def test_each_stage_config_is_written_before_the_stage_trains(tiny_digits, tmp_path,

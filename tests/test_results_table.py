@@ -117,7 +117,8 @@ def _fake_tools(monkeypatch, tmp_path, refit_by=0, binary=('configs/b/bin.py',))
     real ones leave behind (train_result.json / test_result.json, the training log, one
     checkpoint per 10 iterations; with ``refit_by`` a --refit-to-budget run re-fits itself to
     that many more iterations; ``--two-stage`` trains 40 % of the iterations (or
-    ``--first-stage-fraction``) in ``stage1_float``, the rest in ``stage2_binary``, and names both stages in the result).
+    ``--first-stage-fraction``) in ``stage1_float``, the rest in ``stage2_binary``, and names
+    both stages (and ``--float-stage-activations``) in the result).
     ``binary``: the configs that build binary convs."""
     calls = []
     monkeypatch.setattr(results_table, 'REPO', str(tmp_path))
@@ -142,6 +143,8 @@ def _fake_tools(monkeypatch, tmp_path, refit_by=0, binary=('configs/b/bin.py',))
             (work_dir / 'train_result.json').write_text(json.dumps(dict(
                 stages['stage2_binary'], stages=stages, recipe='two_stage',
                 first_stage_fraction=fraction,
+                float_stage_activations=cmd[cmd.index('--float-stage-activations') + 1]
+                if '--float-stage-activations' in cmd else 'clip',
                 distill=None if '--no-distill' in cmd else {
                     'teacher_config': cmd[cmd.index('--teacher-config') + 1]
                     if '--teacher-config' in cmd else 'float stage', 'options': dict(
@@ -227,6 +230,15 @@ def test_a_non_default_split_is_its_own_row(monkeypatch, tmp_path):
     assert 'work_dirs/results/bin_no-distill_float-stage-0.6' in train
     assert ('two-stage recipe, no distillation: float stage 1 (60 % of the budget, '
             '18 iterations') in results_page.render_markdown([row])
+
+    args = results_table.parse_args(['configs/b/bin.py', '--two-stage', '--no-distill',
+                                     '--float-stage-activations', 'binary', '--max-iters', '30'])
+    row = results_table.train_and_test('configs/b/bin.py', args)
+    assert row['name'] == 'bin_no-distill_float-stage-binary-act'
+    train = [cmd for cmd in calls if cmd[1] == 'tools/train.py'][-1]
+    assert train[train.index('--float-stage-activations') + 1] == 'binary'
+    assert ('no distillation: float stage 1 (float weights, binary activations, 40 % of the '
+            'budget') in results_page.render_markdown([row])
 
 
 def test_distillation_options_reach_stage_2_and_name_their_row(monkeypatch, tmp_path):

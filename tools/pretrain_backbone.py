@@ -13,7 +13,8 @@ starts from it:
 ``--float-stage`` pretrains the recipe's float stage of a binary config instead (float weights,
 clip activations: what ``tools/train.py CONFIG --two-stage`` starts from; same parameter names).
 
-The schedule (warm-up, cosine decay) is fitted to ``--minutes`` after timing the first steps.
+The schedule (warm-up, cosine decay) is fitted to ``--minutes`` after timing the first steps,
+and refitted at 10 % and 50 % of it from the step time since the previous fit.
 """
 import argparse
 import json

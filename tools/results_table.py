@@ -57,6 +57,7 @@ import time
 from bnn_tasks.analysis.logs import latest_run_curves
 from bnn_tasks.analysis.results_page import config_name, write_results_page
 from bnn_tasks.checkpoint import CheckpointError, checkpoint_iteration
+from bnn_tasks.engine.recipe import FLOAT_STAGE_ACTIVATIONS
 from bnn_tasks.jobs import STAGE_DIRS, read_result, run_step, test_command
 from bnn_tasks.machine import machine_description, matmul_gflops
 
@@ -103,6 +104,9 @@ def parse_args(argv=None):
     p.add_argument('--first-stage-fraction', type=float, default=None,
                    help="with --two-stage: the float stage's share of the budget (default: "
                    "the recipe's)")
+    p.add_argument('--float-stage-activations', choices=FLOAT_STAGE_ACTIVATIONS, default=None,
+                   help="with --two-stage: the float stage's activations, clip (the recipe's) or "
+                   'binary (row NAME_..._float-stage-binary-act)')
     p.add_argument('--score-checkpoints', type=int, default=0, metavar='N',
                    help='keep N evenly spaced checkpoints of each training run (first stage '
                    'included) and score them: validation points for the learning curve that '
@@ -245,6 +249,8 @@ def row_name(config: str, args, two_stage: bool) -> str:
     # a non-default split is its own row, not a rerun of the recipe's
     split = ([f'float-stage-{args.first_stage_fraction:g}']
              if args.first_stage_fraction is not None else [])
+    if args.float_stage_activations not in (None, 'clip'):
+        split.append(f'float-stage-{args.float_stage_activations}-act')
     if args.no_distill:
         return '_'.join([config_name(config), 'no-distill'] + split)
     teacher = ['teacher-' + config_name(args.teacher_config)] if args.teacher_config else []
@@ -269,6 +275,8 @@ def recipe_args(args) -> list:
         extra.append('--distill-float-stage')
     if args.first_stage_fraction is not None:
         extra += ['--first-stage-fraction', str(args.first_stage_fraction)]
+    if args.float_stage_activations:
+        extra += ['--float-stage-activations', args.float_stage_activations]
     return extra
 
 
@@ -280,7 +288,9 @@ def train_and_test(config: str, args) -> dict:
     speed_before = matmul_gflops()  # on the idle machine, before and after the training
     if args.pretrain_minutes or args.pretrain_iters:
         pretrain_cmd = ['python', 'tools/pretrain_backbone.py', config]
-        if two_stage:  # stage 1 (float weights, clip activations) is what starts from it
+        # stage 1 (float weights) starts from it; clip activations pretrain it even where
+        # stage 1 keeps binary ones (clip, then binary activations, then binary weights)
+        if two_stage:
             pretrain_cmd.append('--float-stage')
         if args.pretrain_minutes:
             pretrain_cmd += ['--minutes', str(args.pretrain_minutes)]
@@ -312,7 +322,8 @@ def train_and_test(config: str, args) -> dict:
                 budget_minutes=facts['budget_minutes'], refits=facts['refits'],
                 seed=facts['seed'], train_minutes=facts['minutes'], pretrain=pretrain,
                 recipe=dict(two_stage=True, distill=result.get('distill'),
-                            first_stage_fraction=result.get('first_stage_fraction'))
+                            first_stage_fraction=result.get('first_stage_fraction'),
+                            float_stage_activations=result.get('float_stage_activations'))
                 if two_stage else None,
                 stage_config=test_config, work_dir=facts['work_dir'],
                 first_stage=first_stage, metrics=metrics,
@@ -345,10 +356,11 @@ def main(argv=None):
         if not args.configs:
             raise SystemExit('error: give config files, or --render-only')
         recipe_only = args.no_distill or args.distill_options or args.teacher_config or \
-            args.first_stage_fraction is not None
+            args.first_stage_fraction is not None or args.float_stage_activations
         if recipe_only and not args.two_stage:
-            raise SystemExit('error: --no-distill, --distill-options, --teacher-config and '
-                             '--first-stage-fraction need --two-stage')
+            raise SystemExit('error: --no-distill, --distill-options, --teacher-config, '
+                             '--first-stage-fraction and --float-stage-activations need '
+                             '--two-stage')
         if args.no_distill and (args.distill_options or args.teacher_config):
             raise SystemExit('error: --distill-options and --teacher-config configure the '
                              'distillation that --no-distill turns off')

@@ -22,6 +22,7 @@ import argparse
 from mmengine.config import DictAction
 
 from bnn_tasks.cli import add_common_args, config_from_args, exit_process, run_tool
+from bnn_tasks.engine.recipe import FLOAT_STAGE_ACTIVATIONS
 
 
 def parse_args(argv=None):
@@ -62,6 +63,10 @@ def parse_args(argv=None):
     recipe.add_argument('--first-stage-fraction', type=float,
                         help="the float stage's share of --max-iters and --budget-minutes "
                         '(default: the recipe\'s, 0.4)')
+    recipe.add_argument('--float-stage-activations', choices=FLOAT_STAGE_ACTIVATIONS,
+                        help="the float stage's activations where CONFIG binarizes them: clip "
+                        "(-1, 1) (the default) or binary (float weights only, ReActNet's first "
+                        'step)')
     recipe.add_argument('--no-distill', action='store_true',
                         help='stage 2 without distillation (load_from stage 1 only)')
     recipe.add_argument('--teacher-config',
@@ -75,8 +80,9 @@ def parse_args(argv=None):
                         'temperature=2')
     add_common_args(parser)
     args = parser.parse_args(argv)
-    recipe_only = ('first_stage_fraction', 'no_distill', 'teacher_config', 'teacher_checkpoint',
-                   'distill_options', 'distill_float_stage')
+    recipe_only = ('first_stage_fraction', 'float_stage_activations', 'no_distill',
+                   'teacher_config', 'teacher_checkpoint', 'distill_options',
+                   'distill_float_stage')
     used = [name for name in recipe_only if getattr(args, name)]
     if used and not args.two_stage:
         parser.error(f'--{used[0].replace("_", "-")} needs --two-stage')
@@ -102,7 +108,8 @@ def main(argv=None):
             distill=not args.no_distill, teacher_config=args.teacher_config,
             teacher_checkpoint=args.teacher_checkpoint,
             distill_cfg=dict(args.distill_options),
-            distill_float_stage=args.distill_float_stage, **options)
+            distill_float_stage=args.distill_float_stage,
+            float_stage_activations=args.float_stage_activations or 'clip', **options)
     jobs.prepare_training(cfg, args.config, max_iters=args.max_iters,
                           budget_minutes=args.budget_minutes, **options)
     return jobs.train(cfg, args.config, resume=args.resume)

@@ -35,8 +35,8 @@ class MeasuredRun:
 
 def training_label(entry: dict) -> str:
     """``one stage``, ``two-stage`` or ``two-stage, distilled [from TEACHER]``, with the float
-    stage's share of the budget when it is not the recipe's: what tells two recorded runs of
-    one config apart."""
+    stage's share of the budget when it is not the recipe's and its activations when they are
+    binary: what tells two recorded runs of one config apart."""
     from bnn_tasks.engine.recipe import FIRST_STAGE_FRACTION
     recipe = entry.get('recipe') or {}
     if not (recipe.get('two_stage') or entry.get('first_stage')):
@@ -45,6 +45,8 @@ def training_label(entry: dict) -> str:
     fraction = recipe.get('first_stage_fraction')
     if fraction is not None and fraction != FIRST_STAGE_FRACTION:
         label += f', {round(100 * fraction)} % float stage'
+    if recipe.get('float_stage_activations') == 'binary':
+        label += ', binary-activation float stage'
     distill = recipe.get('distill')
     if not distill:
         return label

@@ -180,6 +180,8 @@ def first_stage_note(row: dict, cols) -> str:
         fraction = recipe.get('first_stage_fraction')
         if fraction is not None:  # older rows did not record their split
             facts = f'{round(100 * fraction)} % of the budget, ' + facts
+        if recipe.get('float_stage_activations') == 'binary':
+            facts = 'float weights, binary activations, ' + facts
         return f'two-stage recipe, {how}: float stage 1 ({facts})'
     return f'two-stage recipe: starts from the float stage-1 model ' \
         f'`{config_name(stage["config"])}` ({facts})'

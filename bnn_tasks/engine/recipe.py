@@ -2,7 +2,9 @@
 
 Stage 1 (:func:`float_stage`): the same network with real-valued weights and clip(-1, 1)
 activations wherever the config binarizes (a binary block has no other nonlinearity, so identity
-activations would make it linear). Same modules, same parameter names.
+activations would make it linear). Same modules, same parameter names. With
+``activations='binary'`` stage 1 keeps the config's binary activations and makes only the
+weights real-valued (ReActNet's first step), so stage 2 binarizes only the weights.
 
 Stage 2 (:func:`binary_stage`): the binary config, started from stage 1's weights, AdamW at half
 the from-scratch learning rate, and (by default) distilled from the frozen stage-1 model
@@ -15,6 +17,9 @@ from typing import Optional
 
 FLOAT_INPUT_QUANTIZER = 'hardtanh'
 FLOAT_KERNEL_QUANTIZER = 'identity'
+# What stage 1 does with the activations the config binarizes: clip them (the default) or keep
+# them binary (float weights only).
+FLOAT_STAGE_ACTIVATIONS = ('clip', 'binary')
 # Backbones whose binary convs take input_quantizer/kernel_quantizer overrides.
 BINARY_BACKBONES = ('BiRealResNet', 'GroupNetResNet', 'XNORPPResNet', 'BinaryTimmBackbone')
 # conv_cfg types (necks, heads) that build binary convs.
@@ -61,12 +66,17 @@ def check_binary(cfg, config_path: str = 'config') -> None:
                           f"'{FLOAT_KERNEL_QUANTIZER}'): it is a float stage, not a binary config")
 
 
-def float_stage(cfg, config_path: str = 'config'):
-    """Stage 1 of ``cfg``: float weights and clip(-1, 1) activations, same parameter names."""
+def float_stage(cfg, config_path: str = 'config', activations: str = 'clip'):
+    """Stage 1 of ``cfg``: float weights and clip(-1, 1) activations (``activations='clip'``)
+    or the config's own binary ones (``'binary'``), same parameter names."""
+    if activations not in FLOAT_STAGE_ACTIVATIONS:
+        raise RecipeError(f'float-stage activations must be one of '
+                          f'{", ".join(FLOAT_STAGE_ACTIVATIONS)}, got {activations!r}')
     check_binary(cfg, config_path)
     cfg = copy.deepcopy(cfg)
     for node in _binarized_nodes(cfg.model):
-        node['input_quantizer'] = FLOAT_INPUT_QUANTIZER
+        if activations == 'clip':
+            node['input_quantizer'] = FLOAT_INPUT_QUANTIZER
         node['kernel_quantizer'] = FLOAT_KERNEL_QUANTIZER
     return cfg
 
@@ -84,12 +94,14 @@ def _adam_family(cfg, lr_factor: float) -> None:
 
 def binary_stage(cfg, stage1_checkpoint: str, config_path: str = 'config', distill: bool = True,
                  teacher_config=None, teacher_checkpoint: Optional[str] = None,
-                 distill_cfg: Optional[dict] = None, lr_factor: float = BINARY_STAGE_LR_FACTOR):
+                 distill_cfg: Optional[dict] = None, lr_factor: float = BINARY_STAGE_LR_FACTOR,
+                 stage1_activations: str = 'clip'):
     """Stage 2 of ``cfg``: the binary network loaded from ``stage1_checkpoint``.
 
     ``distill``: wrap the model in a ``DistillingModel`` whose teacher is ``teacher_config``
-    (default: :func:`float_stage` of ``cfg``) loaded from ``teacher_checkpoint`` (default: the
-    stage-1 checkpoint). ``distill_cfg``: ``DistillingModel`` options (loss weights, ...).
+    (default: :func:`float_stage` of ``cfg`` with ``stage1_activations``) loaded from
+    ``teacher_checkpoint`` (default: the stage-1 checkpoint). ``distill_cfg``:
+    ``DistillingModel`` options (loss weights, ...).
     The optimizer constructor (``BinaryOptimWrapperConstructor``: no decay on latent binary
     weights) comes from the config.
     """
@@ -99,7 +111,8 @@ def binary_stage(cfg, stage1_checkpoint: str, config_path: str = 'config', disti
     cfg.resume = False
     _adam_family(cfg, lr_factor)
     if distill:
-        teacher = float_stage(cfg, config_path) if teacher_config is None else teacher_config
+        teacher = (float_stage(cfg, config_path, stage1_activations) if teacher_config is None
+                   else teacher_config)
         cfg = with_teacher(cfg, teacher, teacher_checkpoint or stage1_checkpoint, distill_cfg)
     return cfg
 
