@@ -10,7 +10,8 @@ fresh) and ``tools/train.py`` checks that every backbone weight fits.
 
 The schedule fits a wall-clock budget: the first iterations are timed, then the number of
 iterations is fixed so that warm-up plus cosine decay end when the budget is spent, and refitted
-at 10 % and 50 % of the budget from the step time since the previous fit.
+at the shares of the budget every budgeted run refits at (``budget.REFIT_AT``: 10 % and 50 %)
+from the step time since the previous fit.
 """
 import copy
 import logging
@@ -24,14 +25,14 @@ from torch import nn
 
 from ..build import build_backbone
 from ..checkpoint import save_checkpoint
-from .budget import iterations_for_budget
+from .budget import REFIT_AT, iterations_for_budget
 
 BACKBONE_PREFIX = 'backbone.'
-_TIMING_ITERS = (3, 20)  # fit the schedule after these steps (the first ones are slower)
-# and refit at these shares of the budget, from the step time since the last fit: the first
-# steps can be several times slower than the rest (measured 1.7 s against 0.43 s for a Bi-Real
-# pretraining), and a schedule fitted on them alone ended in 2.9 of 5 minutes
-_REFIT_SHARES = (0.1, 0.5)
+# Fit the schedule after these steps, then refit at budget.REFIT_AT, each time from the step
+# time since the previous fit: the first steps can be several times slower than the rest
+# (measured 1.7 s against 0.43 s for a Bi-Real pretraining), and a schedule fitted on them
+# alone ended in 2.9 of 5 minutes.
+_TIMING_ITERS = (3, 20)
 
 
 class BackboneClassifier(nn.Module):
@@ -152,7 +153,7 @@ def pretrain_backbone(cfg, train_crops, val_crops, out: str, minutes: Optional[f
     it = 0
     seen_correct = seen = 0
     last_fit = (0, 0.0)  # (iteration, elapsed seconds) of the last fit
-    refits = list(_REFIT_SHARES)
+    refits = list(REFIT_AT)
     while it < total:
         factor = _lr_factor(it, total, warmup)
         for group, lr in zip(optim.optimizer.param_groups, base_lrs):

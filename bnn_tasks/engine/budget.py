@@ -1,6 +1,10 @@
 """How many iterations fit in a wall-clock budget: the one rule every budgeted run uses
 (the time-budget hook's re-fit, backbone pretraining)."""
 
+# Shares of the budget at which a budgeted run re-fits its schedule from the step time measured
+# since the previous fit (TrainTimeBudgetHook, backbone pretraining).
+REFIT_AT = (0.1, 0.5)
+
 
 def iterations_for_budget(budget_s: float, elapsed_s: float, done: int, seconds_per_iter: float,
                           margin: float = 1.0) -> int:

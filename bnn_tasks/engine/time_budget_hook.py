@@ -24,7 +24,7 @@ from mmengine.registry import HOOKS
 from mmengine.runner import IterBasedTrainLoop
 
 from ..checkpoint import LAST_CHECKPOINT, write_atomically
-from .budget import iterations_for_budget
+from .budget import REFIT_AT, iterations_for_budget
 from .mmengine_adapter import (UnsupportedScheduleError, check_refittable, refit_anchor,
                                refit_schedulers, resize_iteration_loop)
 
@@ -46,7 +46,7 @@ class TrainTimeBudgetHook(Hook):
     priority = 'VERY_LOW'  # after the optimizer step and the regular checkpoint hook
 
     def __init__(self, budget_minutes: float, refit: bool = False,
-                 refit_at: Sequence[float] = (0.1, 0.5), min_timed_iters: int = 10):
+                 refit_at: Sequence[float] = REFIT_AT, min_timed_iters: int = 10):
         if budget_minutes <= 0:
             raise ValueError(f'budget_minutes must be > 0, got {budget_minutes}')
         if any(not 0 < f < 1 for f in refit_at):
