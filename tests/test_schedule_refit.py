@@ -1,5 +1,6 @@
 """Re-fitting a running schedule to a new length (TrainTimeBudgetHook(refit=True))."""
 import json
+import os
 import os.path as osp
 
 import pytest
@@ -95,7 +96,8 @@ def clock(monkeypatch):
     return toy
 
 
-def _runner(work_dir, max_iters, budget_s, clock, step_seconds=0.03):
+def _runner(work_dir, max_iters, budget_s, clock, step_seconds=0.03, refit_at=(0.3,),
+            checkpoint_interval=10**6):
     return Runner(
         model=SlowToyModel(step_seconds, clock=clock), work_dir=str(work_dir),
         train_dataloader=dict(dataset=ToyData(), sampler=dict(type='InfiniteSampler'),
@@ -105,10 +107,11 @@ def _runner(work_dir, max_iters, budget_s, clock, step_seconds=0.03):
         param_scheduler=[dict(type='PolyLR', eta_min=0.0, power=1.0, by_epoch=False,
                               begin=0, end=max_iters)],
         train_cfg=dict(by_epoch=False, max_iters=max_iters, val_interval=max_iters),
-        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=10**6, by_epoch=False),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=checkpoint_interval,
+                                            by_epoch=False),
                            logger=dict(type='LoggerHook', interval=10**6)),
         custom_hooks=[dict(type='TrainTimeBudgetHook', budget_minutes=budget_s / 60, refit=True,
-                           refit_at=(0.3,), min_timed_iters=5)],
+                           refit_at=refit_at, min_timed_iters=5)],
         default_scope='mmengine')
 
 
@@ -141,3 +144,20 @@ def test_a_run_slower_after_its_last_refit_is_still_cut_at_the_budget(tmp_path, 
     # stopped by the first iteration that spent the budget
     assert sum(map(step, range(runner.iter - 1))) < 2.0 <= sum(map(step, range(runner.iter)))
     assert osp.isfile(osp.join(tmp_path, f'iter_{runner.iter}.pth'))
+
+
+@pytest.mark.parametrize('interval, before_the_end', [(20, [20]), (10, [10, 20, 30])])
+def test_checkpoints_after_a_refit_are_new_learning_curve_points(tmp_path, clock, interval,
+                                                                 before_the_end):
+    # the run is faster than guessed, so it re-fits at half the planned 40 iterations, right
+    # after saving iteration 20, to end at 42: the spacing scaled and rounded (21, or 10) would
+    # save 21 (the half-way point again) or 40 (two iterations before the end's checkpoint)
+    runner = _runner(tmp_path, max_iters=40, budget_s=42 * 0.03 / 0.98, clock=clock,
+                     refit_at=(0.5,), checkpoint_interval=interval)
+    runner.train()
+    with open(osp.join(tmp_path, 'time_budget.json')) as f:
+        refit, = json.load(f)['refits']
+    assert (refit['at_iteration'], refit['new_max_iters']) == (20, 42)
+    saved = sorted(int(name[5:-4]) for name in os.listdir(tmp_path)
+                   if name.startswith('iter_') and name.endswith('.pth'))
+    assert saved == before_the_end + [42]

@@ -16,7 +16,7 @@ public API, so a new mmengine version is checked here and nowhere else.
 """
 import warnings
 from collections import Counter
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 import mmengine
 from mmengine.hooks import CheckpointHook
@@ -121,10 +121,10 @@ def refit_schedulers(param_schedulers, now: int, old_max: int, new_max: int) -> 
                                     for m, n in s.milestones.items()})
 
 
-def resize_iteration_loop(runner, old_max: int, new_max: int) -> None:
-    """Make ``runner``'s IterBasedTrainLoop end at ``new_max`` instead of ``old_max``, with the
-    validation settings tied to the old end ("never", "only at the end") and about as many
-    checkpoints as planned (learning-curve points)."""
+def resize_iteration_loop(runner, old_max: int, new_max: int, done: int) -> None:
+    """Make ``runner``'s IterBasedTrainLoop end at ``new_max`` instead of ``old_max`` after
+    ``done`` iterations, with the validation settings tied to the old end ("never", "only at the
+    end") and about as many checkpoints as planned (learning-curve points)."""
     loop = runner.train_loop
     loop._max_iters = new_max
     if loop.val_begin > old_max:
@@ -135,7 +135,30 @@ def resize_iteration_loop(runner, old_max: int, new_max: int) -> None:
         loop.val_interval = new_max
     for hook in runner.hooks:
         if isinstance(hook, CheckpointHook) and not hook.by_epoch and 0 < hook.interval < old_max:
-            hook.interval = max(1, round(hook.interval * new_max / old_max))
+            hook.save_begin, hook.interval = _checkpoints_left(
+                done, hook.interval, hook.save_begin,
+                max(1, round(hook.interval * new_max / old_max)), new_max)
+
+
+def _checkpoints_left(done: int, interval: int, save_begin: int, new_interval: int,
+                      new_max: int) -> Tuple[int, int]:
+    """(first iteration, spacing) of a CheckpointHook's saves after a re-fit at ``done``.
+
+    The hook saves at ``save_begin + k * interval`` and at the end. The saves left are spread
+    from one spacing after the last save to the end, none within half a spacing of another: a
+    re-fit at half the planned iterations (``REFIT_AT``) meets the checkpoint saved there, and
+    a rounded spacing would put a save a few iterations before the end's; either would be a
+    second copy of one learning-curve point.
+    """
+    last_saved = (save_begin + (done - save_begin) // interval * interval
+                  if done >= save_begin else 0)  # 0: none since the last re-fit
+    first = (last_saved + new_interval if last_saved > 0
+             else (done // new_interval + 1) * new_interval)
+    first = max(first, done + 1)
+    if new_max - first < new_interval / 2:
+        return new_max, new_interval  # the end's own checkpoint is the next one
+    gaps = max(1, round((new_max - first) / new_interval))
+    return first, -(-(new_max - first) // gaps)
 
 
 def wrap_train_iterator(loop, wrap: Callable) -> None:

@@ -137,7 +137,7 @@ class TrainTimeBudgetHook(Hook):
         if new_max == old_max:
             return
         refit_schedulers(runner.param_schedulers, done, old_max, new_max)
-        resize_iteration_loop(runner, old_max, new_max)
+        resize_iteration_loop(runner, old_max, new_max, done)
         runner.logger.info(f'TrainTimeBudgetHook: {step_s:.3f} s/iteration measured at '
                            f'iteration {done}; schedule re-fitted from {old_max} to {new_max} '
                            f'iterations to end within the {self.budget_s / 60:.1f} min budget.')
