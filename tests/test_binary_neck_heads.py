@@ -41,12 +41,13 @@ BINARY_PARTS = {
 }
 
 
-# The training step's augmentation draws from Python's and NumPy's generators: seeded, the
-# trained model (and so its sign margins) does not depend on the tests that ran before. Of
-# seeds 0-3, 1 gives the largest smallest margin over the three configs (2.0e-6; seed 0 left
-# the SSD at 1.5e-6, and an unseeded run in the whole suite once mismatched mmdet).
+# The training step's augmentation draws from Python's and NumPy's generators: seeded, it does
+# not depend on the tests that ran before. The trained model's sign margins still vary by a few
+# float32 ulps between runs (2.4e-6 alone, 1.8e-6 in the whole suite, for the Faster R-CNN with
+# 8 candidate inputs), so the input is the best of 16, and a margin under 1e-6 (about one ulp of
+# the O(1..10) activations) fails by name instead of as a box mismatch.
 AUGMENTATION_SEED = 1
-SIGN_MARGIN = 1.8e-6
+SIGN_MARGIN = 1e-6
 
 
 def _build(name, tiny_digits=None):
@@ -63,7 +64,7 @@ def _build(name, tiny_digits=None):
     return cfg, model, DATASETS
 
 
-def _input_with_margin(model, size, tries=8):
+def _input_with_margin(model, size, tries=16):
     """The seeded noise image whose binary convs (backbone, neck and heads) binarize nothing
     closer to 0, of ``tries``: float rounding must not flip a sign between ORT and PyTorch."""
     best, best_margin = None, -1.0
