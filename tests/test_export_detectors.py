@@ -35,15 +35,19 @@ SCORE_TOL = 1e-4
 SIGN_MARGIN = 2e-6
 
 
-def input_with_margin(model, size, tries=8):
-    """The seeded noise image whose backbone binarizes nothing closer to 0 (of ``tries``)."""
+def input_with_margin(model, size, tries=8, min_margin=SIGN_MARGIN, margin_of=None):
+    """The seeded noise image whose binarizers see nothing closer to 0 (of ``tries``); it must
+    keep ``min_margin``. ``margin_of(img)`` measures it (default: ``model``'s backbone)."""
+    if margin_of is None:
+        def margin_of(img):
+            return binary_input_margin(model.backbone, (img,))
     best, best_margin = None, -1.0
     for seed in range(tries):
         img = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(seed))
-        margin = binary_input_margin(model.backbone, (img,))
+        margin = margin_of(img)
         if margin > best_margin:
             best, best_margin = img, margin
-    assert best_margin >= SIGN_MARGIN, f'best sign margin {best_margin:.3g} < {SIGN_MARGIN}'
+    assert best_margin >= min_margin, f'best sign margin {best_margin:.3g} < {min_margin}'
     return best
 
 
