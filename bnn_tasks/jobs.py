@@ -67,10 +67,10 @@ def prepare_training(cfg, config_path: str, max_iters: Optional[int] = None,
                      val_interval: Optional[int] = None, budget_minutes: Optional[float] = None,
                      refit_to_budget: bool = False, no_validate: bool = False,
                      auto_scale_lr: bool = False, seed: Optional[int] = None,
-                     deterministic: Optional[bool] = None):
+                     deterministic: Optional[bool] = None, amp: bool = False):
     """Apply ``tools/train.py``'s options to ``cfg`` (in place), checking the data first."""
     from .datasets.preflight import check_data
-    from .engine import add_time_budget, fit_schedule
+    from .engine import add_time_budget, fit_schedule, use_mixed_precision
     if refit_to_budget and budget_minutes is None:
         raise ToolError('--refit-to-budget needs --budget-minutes')
     if val_interval is not None and max_iters is None:
@@ -95,6 +95,11 @@ def prepare_training(cfg, config_path: str, max_iters: Optional[int] = None,
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
             raise ToolError(f'{config_path} has no auto_scale_lr.base_batch_size')
         cfg.auto_scale_lr.enable = True
+    if amp:
+        try:
+            use_mixed_precision(cfg)
+        except ValueError as e:
+            raise ToolError(f'{config_path}: {e}') from None
     set_randomness(cfg, seed, deterministic)
     return cfg
 

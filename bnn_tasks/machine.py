@@ -3,16 +3,37 @@ import os
 import platform
 
 
-def cpu_name() -> str:
-    """The CPU's model name, e.g. ``Intel(R) Xeon(R) Processor``."""
+def _cpuinfo(field: str):
+    """The value of the first CPU's ``field`` in ``/proc/cpuinfo``; None where there is none."""
     try:
         with open('/proc/cpuinfo') as f:
             for line in f:
-                if line.startswith('model name'):
+                if line.startswith(field):
                     return line.split(':', 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or 'unknown CPU'
+    return None
+
+
+def cpu_name() -> str:
+    """The CPU's model name, e.g. ``Intel(R) Xeon(R) Processor``."""
+    return _cpuinfo('model name') or platform.processor() or 'unknown CPU'
+
+
+def cpu_flags() -> frozenset:
+    """The first CPU's feature flags in ``/proc/cpuinfo`` (empty where there are none)."""
+    return frozenset((_cpuinfo('flags') or '').split())
+
+
+# bfloat16 dot-product instructions oneDNN's bf16 convolutions and matmuls run on; without them
+# torch emulates bf16 and a bf16 step is slower than a float32 one
+NATIVE_BF16_FLAGS = ('avx512_bf16', 'amx_bf16')
+
+
+def has_native_bf16(flags=None) -> bool:
+    """Whether this CPU computes bfloat16 dot products in hardware (AVX512-BF16 or AMX-BF16)."""
+    flags = cpu_flags() if flags is None else flags
+    return any(flag in flags for flag in NATIVE_BF16_FLAGS)
 
 
 def machine_description() -> str:

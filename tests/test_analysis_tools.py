@@ -382,6 +382,21 @@ def test_train_step_cost_cli_times_float_twin_and_group_net_float_stage(tiny_dig
         [FCN_GROUPNET_K2]))[0].model.backbone
 
 
+def test_train_step_cost_times_each_config_also_with_bf16_autocast(monkeypatch):
+    from bnn_tasks.engine import mixed_precision
+    tool = load_tool('analysis_tools/train_step_cost')
+    cfg = Config.fromfile(FCN_FLOAT)
+    monkeypatch.setattr(mixed_precision, 'has_native_bf16', lambda: True)
+    (fp32, name), (bf16, label) = tool.precision_variants(cfg, 'fcn', FCN_FLOAT, amp=True)
+    assert (name, label) == ('fcn', 'fcn, bf16 autocast')
+    assert fp32.optim_wrapper.type == 'OptimWrapper'
+    assert bf16.optim_wrapper.type == 'CPUAmpOptimWrapper'
+    assert tool.precision_variants(cfg, 'fcn', FCN_FLOAT, amp=False) == [(cfg, 'fcn')]
+    monkeypatch.setattr(mixed_precision, 'has_native_bf16', lambda: False)
+    with pytest.raises(tool.ToolError, match='fcn_r18-d8_digits.py: --amp on a CPU needs'):
+        tool.precision_variants(cfg, 'fcn', FCN_FLOAT, amp=True)
+
+
 def test_train_step_cost_cli_names_a_missing_config(tmp_path):
     run = run_cli(['tools/analysis_tools/train_step_cost.py', str(tmp_path / 'none.py')],
                   subprocess_run=True)
@@ -414,18 +429,24 @@ def test_model_zoo_cell_tells_recorded_runs_of_one_config_apart(tmp_path):
              first_stage=dict(minutes=16),
              recipe=dict(two_stage=True, distill=None, first_stage_fraction=0.4,
                          float_stage_activations='binary')),
+        dict(config=config, metrics={'pascal_voc/mAP': 0.7}, train_minutes=24, amp=True,
+             first_stage=dict(minutes=16),
+             recipe=dict(two_stage=True, distill=None, first_stage_fraction=0.4)),
+        dict(config=config, metrics={'pascal_voc/mAP': 0.5}, train_minutes=40, amp=True),
     ]
     (tmp_path / 'recipe').mkdir()
     (tmp_path / 'recipe' / 'results.json').write_text(json.dumps(runs))
     measured = load_measured(str(tmp_path))
     assert [run.training for run in measured[config]] == [
         'one stage', 'two-stage', 'two-stage, distilled from faster-rcnn_r18_fpn_digits',
-        'two-stage', 'two-stage, 60 % float stage', 'two-stage, binary-activation float stage']
+        'two-stage', 'two-stage, 60 % float stage', 'two-stage, binary-activation float stage',
+        'two-stage, bf16 autocast', 'one stage, bf16 autocast']
     assert _runs_cell(measured[config], 'pascal_voc/mAP') == (
         '0.328 (8 min, one stage); 0.837 (38 min, two-stage); '
         '0.789 (39 min, two-stage, distilled from faster-rcnn_r18_fpn_digits); '
         '0.800 (38 min, two-stage); 0.850 (39 min, two-stage, 60 % float stage); '
-        '0.600 (40 min, two-stage, binary-activation float stage)')
+        '0.600 (40 min, two-stage, binary-activation float stage); '
+        '0.700 (40 min, two-stage, bf16 autocast); 0.500 (40 min, one stage, bf16 autocast)')
 
 
 # ------------------------------------------------------------------- dense linear probe

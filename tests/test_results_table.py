@@ -92,6 +92,19 @@ def test_binary_rows_show_their_share_of_the_float_twin_at_the_same_budget():
     assert 'VOC mAP@0.5 of the float twin' in md
 
 
+def test_bf16_rows_are_compared_with_a_bf16_twin():
+    def row(family, name, voc, amp):
+        return dict(_row(name, 'detection', {'pascal_voc/mAP': voc}, 'pascal_voc/mAP'),
+                    config=f'configs/{family}/{name}.py', amp=amp)
+    rows = [row('baselines', 'ssd_r18', 0.8, False), row('baselines', 'ssd_r18_amp', 0.5, True),
+            row('bireal', 'ssd_b', 0.72, False), row('bireal', 'ssd_b_amp', 0.45, True)]
+    md = results_page.render_markdown(rows)
+    assert '| 0.720 | 90 % |' in md and '| 0.450 | 90 % |' in md
+    old_row = dict(rows[2])
+    del old_row['amp']  # rows from before the option trained in float32
+    assert results_page.float_twin(old_row, rows)['name'] == 'ssd_r18'
+
+
 def _fake_train(work_dir, cmd, iters, refit_by):
     """What one tools/train.py run leaves in ``work_dir``; returns its result."""
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -239,6 +252,19 @@ def test_a_non_default_split_is_its_own_row(monkeypatch, tmp_path):
     assert train[train.index('--float-stage-activations') + 1] == 'binary'
     assert ('no distillation: float stage 1 (float weights, binary activations, 40 % of the '
             'budget') in results_page.render_markdown([row])
+
+
+def test_amp_rows_train_in_bf16_and_are_their_own_rows(monkeypatch, tmp_path):
+    calls = _fake_tools(monkeypatch, tmp_path)
+    args = results_table.parse_args(['configs/b/bin.py', 'configs/baselines/twin.py',
+                                     '--two-stage', '--no-distill', '--amp', '--max-iters', '30'])
+    row = results_table.train_and_test('configs/b/bin.py', args)
+    twin = results_table.train_and_test('configs/baselines/twin.py', args)
+    assert (row['name'], twin['name']) == ('bin_no-distill_amp', 'twin_amp')
+    assert row['amp'] and twin['amp']
+    trains = [cmd for cmd in calls if cmd[1] == 'tools/train.py']
+    assert all('--amp' in cmd for cmd in trains) and len(trains) == 2
+    assert 'work_dirs/results/bin_no-distill_amp' in trains[0]
 
 
 def test_distillation_options_reach_stage_2_and_name_their_row(monkeypatch, tmp_path):

@@ -196,6 +196,27 @@ def test_distill_options_without_distillation_are_refused(capsys):
     assert '--distill-options configures the distillation' in capsys.readouterr().err
 
 
+def test_amp_trains_in_bf16_where_the_cpu_has_it_and_is_refused_where_not(
+        tiny_digits, tmp_path, capsys, monkeypatch):
+    from bnn_tasks.engine import mixed_precision
+    opts = options_to_cli(tiny_opts(DET, tiny_digits, **{'train_cfg.max_iters': 1,
+                                                         'train_cfg.val_interval': 1}))
+    monkeypatch.setattr(mixed_precision, 'has_native_bf16', lambda: False)
+    code, err = run_inproc('train', [DET, '--amp', '--work-dir', str(tmp_path / 'no'),
+                                     '--cfg-options'] + opts, capsys)
+    assert code == 2 and 'faster-rcnn_bireal18_fpn_digits.py: --amp' in err
+    assert 'avx512_bf16 or amx_bf16' in err
+    # where bf16 is native (any CPU runs it, emulated ones slowly): the run trains with it
+    monkeypatch.setattr(mixed_precision, 'has_native_bf16', lambda: True)
+    work = tmp_path / 'bf16'
+    code, err = run_inproc('train', [DET, '--amp', '--work-dir', str(work), '--cfg-options']
+                           + opts, capsys)
+    assert code == 0, err
+    assert Config.fromfile(str(work / osp.basename(DET))).optim_wrapper.type == \
+        'CPUAmpOptimWrapper'
+    assert json.load(open(work / 'train_result.json'))['iterations'] == 1
+
+
 def test_truncated_checkpoint_is_refused(trained, tiny_digits, tmp_path, capsys):
     data = open(osp.join(trained, 'iter_2.pth'), 'rb').read()
     bad = tmp_path / 'truncated.pth'

@@ -107,6 +107,10 @@ def parse_args(argv=None):
     p.add_argument('--float-stage-activations', choices=FLOAT_STAGE_ACTIVATIONS, default=None,
                    help="with --two-stage: the float stage's activations, clip (the recipe's) or "
                    'binary (row NAME_..._float-stage-binary-act)')
+    p.add_argument('--amp', action='store_true',
+                   help='train with tools/train.py --amp (bfloat16 autocast on a CPU that has '
+                   'it; row NAME_amp): a binary row is compared with a float twin trained at '
+                   'the same precision')
     p.add_argument('--score-checkpoints', type=int, default=0, metavar='N',
                    help='keep N evenly spaced checkpoints of each training run (first stage '
                    'included) and score them: validation points for the learning curve that '
@@ -152,6 +156,8 @@ def train(config: str, work_dir: str, args, fit_minutes=None, val_interval=None,
     cmd = ['python', 'tools/train.py', config, '--work-dir', work_dir,
            '--max-iters', str(args.max_iters), '--budget-minutes', str(budget_minutes)]
     cmd += list(recipe_args)
+    if args.amp:
+        cmd.append('--amp')
     if fit_minutes:
         cmd.append('--refit-to-budget')
     if val_interval is not None:
@@ -244,8 +250,12 @@ def add_checkpoint_scores(row: dict, work_root: str) -> None:
 
 
 def row_name(config: str, args, two_stage: bool) -> str:
-    if not two_stage:
-        return config_name(config)
+    """The row's name: the config's, then what the run changed (each its own row)."""
+    name = _recipe_row_name(config, args) if two_stage else config_name(config)
+    return name + '_amp' if args.amp else name
+
+
+def _recipe_row_name(config: str, args) -> str:
     # a non-default split is its own row, not a rerun of the recipe's
     split = ([f'float-stage-{args.first_stage_fraction:g}']
              if args.first_stage_fraction is not None else [])
@@ -321,6 +331,7 @@ def train_and_test(config: str, args) -> dict:
                 max_iters=facts['max_iters'] or args.max_iters,
                 budget_minutes=facts['budget_minutes'], refits=facts['refits'],
                 seed=facts['seed'], train_minutes=facts['minutes'], pretrain=pretrain,
+                amp=args.amp,
                 recipe=dict(two_stage=True, distill=result.get('distill'),
                             first_stage_fraction=result.get('first_stage_fraction'),
                             float_stage_activations=result.get('float_stage_activations'))

@@ -7,6 +7,7 @@
     python tools/train.py CONFIG --max-iters 1000 --budget-minutes 25     # budgeted run
     python tools/train.py CONFIG --max-iters 1000 --budget-minutes 25 --refit-to-budget
     python tools/train.py CONFIG --seed 0 --deterministic                 # reproducible
+    python tools/train.py CONFIG --amp        # bfloat16 autocast (CPUs with AVX512-BF16/AMX)
     bash tools/dist_train.sh CONFIG 2                                     # 2 processes, gloo
     python tools/train.py BINARY_CONFIG --two-stage --max-iters 1600 --budget-minutes 40
         # float stage, then the binary stage distilled from it (WORK_DIR/stage1_float,
@@ -34,6 +35,10 @@ def parse_args(argv=None):
         'in the work dir')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr by the actual batch size (mmdet configs)')
+    parser.add_argument('--amp', action='store_true',
+                        help='mixed-precision training: bfloat16 autocast on a CPU with '
+                        "bfloat16 in hardware (refused on others), mmengine's AmpOptimWrapper "
+                        'on CUDA')
     parser.add_argument('--no-validate', action='store_true',
                         help='skip validation during training')
     parser.add_argument('--max-iters', type=int,
@@ -99,7 +104,7 @@ def main(argv=None):
     from bnn_tasks import jobs
     cfg = config_from_args(args)
     options = dict(val_interval=args.val_interval, refit_to_budget=args.refit_to_budget,
-                   no_validate=args.no_validate, auto_scale_lr=args.auto_scale_lr,
+                   no_validate=args.no_validate, auto_scale_lr=args.auto_scale_lr, amp=args.amp,
                    seed=args.seed, deterministic=True if args.deterministic else None)
     if args.two_stage:
         return jobs.train_two_stage(

@@ -35,8 +35,14 @@ class MeasuredRun:
 
 def training_label(entry: dict) -> str:
     """``one stage``, ``two-stage`` or ``two-stage, distilled [from TEACHER]``, with the float
-    stage's share of the budget when it is not the recipe's and its activations when they are
-    binary: what tells two recorded runs of one config apart."""
+    stage's share of the budget when it is not the recipe's, its activations when they are
+    binary, and ``bf16 autocast`` for ``--amp`` runs: what tells two recorded runs of one
+    config apart."""
+    label = _recipe_label(entry)
+    return f'{label}, bf16 autocast' if entry.get('amp') else label
+
+
+def _recipe_label(entry: dict) -> str:
     from bnn_tasks.engine.recipe import FIRST_STAGE_FRACTION
     recipe = entry.get('recipe') or {}
     if not (recipe.get('two_stage') or entry.get('first_stage')):

@@ -53,12 +53,14 @@ def table_order(row):
 
 
 def float_twin(row, rows):
-    """The float row a binary row is compared with: same detector/segmentor, same budget (the
-    newest if several); None for a float row or when none was measured."""
+    """The float row a binary row is compared with: same detector/segmentor, same budget, same
+    training precision (``amp``: bfloat16 autocast) (the newest if several); None for a float
+    row or when none was measured."""
     if _is_twin(row):
         return None
     twins = [r for r in rows if _is_twin(r) and _group(r) == _group(row)
-             and r.get('budget_minutes') == row.get('budget_minutes')]
+             and r.get('budget_minutes') == row.get('budget_minutes')
+             and r.get('amp', False) == row.get('amp', False)]
     return max(twins, key=lambda r: r['date']) if twins else None
 
 

@@ -9,13 +9,15 @@
   ``torch.cuda.set_device`` unconditionally, so CPU-only (gloo) distributed runs fail.
 - ``seg_class_weight_ignore``: mmseg 1.2.2 ``CrossEntropyLoss`` with ``class_weight`` raises
   IndexError on pixels labelled ``ignore_index`` (padding, VOC borders).
+- ``mmcv_ops_bf16``: mmcv 2.1.0 CPU ``nms`` and ``RoIAlign`` reject bfloat16 tensors, so a
+  Faster R-CNN cannot train under bfloat16 autocast (``--amp``); they run in float32.
 - mmseg 1.2.2 imports ``ftfy`` and ``regex`` without declaring them: handled by
   ``requirements/runtime.txt``, nothing to patch.
 
 Each fix is idempotent and only touches the library when that library is installed.
 """
 from . import (atomic_checkpoint_writes, checkpoint_safe_globals, cpu_distributed_init,
-               seg_class_weight_ignore, ssd_head_loss_cls)
+               mmcv_ops_bf16, seg_class_weight_ignore, ssd_head_loss_cls)
 
 APPLIED = {}
 
@@ -26,7 +28,8 @@ def apply_all() -> dict:
                          ('atomic_checkpoint_writes', atomic_checkpoint_writes),
                          ('cpu_distributed_init', cpu_distributed_init),
                          ('ssd_head_loss_cls', ssd_head_loss_cls),
-                         ('seg_class_weight_ignore', seg_class_weight_ignore)):
+                         ('seg_class_weight_ignore', seg_class_weight_ignore),
+                         ('mmcv_ops_bf16', mmcv_ops_bf16)):
         if APPLIED.get(name) is True:
             continue
         try:

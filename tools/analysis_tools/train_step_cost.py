@@ -11,6 +11,7 @@ clip activations); the second stage's step is the config itself. ``--threads`` (
 sets torch's intra-op threads, so that a second core left idle keeps the timing steady.
 """
 import argparse
+import copy
 import json
 import os
 import os.path as osp
@@ -25,6 +26,9 @@ def parse_args(argv=None):
     parser.add_argument('configs', nargs='+', help='config files; ratios are to the first')
     parser.add_argument('--float-stage', action='store_true',
                         help='time binary configs as the two-stage recipe\'s float stage')
+    parser.add_argument('--amp', action='store_true',
+                        help='time every config in float32 and with bfloat16 autocast '
+                        '(tools/train.py --amp; CPUs with bfloat16 in hardware only)')
     parser.add_argument('--batch-size', type=int,
                         help="images per step (default: each config's train_dataloader)")
     parser.add_argument('--rounds', type=int, default=3, help='turns of the round robin')
@@ -61,6 +65,19 @@ def load_config(path: str, args):
     return cfg, label
 
 
+def precision_variants(cfg, name: str, path: str, amp: bool) -> list:
+    """``[(cfg, label)]`` to time: the config, and with ``amp`` its bfloat16-autocast twin."""
+    if not amp:
+        return [(cfg, name)]
+    from bnn_tasks.engine.mixed_precision import use_mixed_precision
+    mixed = copy.deepcopy(cfg)
+    try:
+        use_mixed_precision(mixed)
+    except ValueError as e:
+        raise ToolError(f'{path}: {e}') from None
+    return [(cfg, name), (mixed, f'{name}, bf16 autocast')]
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.threads < 1:
@@ -75,11 +92,12 @@ def main(argv=None):
         if name in steps:
             raise ToolError(f'{path} is given twice')
         batch = args.batch_size or cfg.train_dataloader.batch_size
-        try:
-            steps[name] = build_train_step(cfg, batch)
-        except ValueError as e:
-            raise ToolError(f'{path}: {e}') from None
-        batch_sizes[name] = batch
+        for variant, label in precision_variants(cfg, name, path, args.amp):
+            try:
+                steps[label] = build_train_step(variant, batch)
+            except ValueError as e:
+                raise ToolError(f'{path}: {e}') from None
+            batch_sizes[label] = batch
     try:
         costs = time_round_robin(steps, batch_sizes, args.rounds, args.steps)
     except ValueError as e:
@@ -92,7 +110,7 @@ def main(argv=None):
         os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
         with open(args.json, 'w') as f:
             json.dump(dict(cpu=cpu_name(), threads=args.threads, rounds=args.rounds,
-                           steps=args.steps, float_stage=args.float_stage,
+                           steps=args.steps, float_stage=args.float_stage, amp=args.amp,
                            configs=args.configs,
                            costs=[c.__dict__ for c in costs]), f, indent=1)
         print(f'JSON: {args.json}')
