@@ -12,7 +12,7 @@ def test_all_fixes_applied():
     assert all(v is True for v in compat.APPLIED.values()), compat.APPLIED
     assert set(compat.APPLIED) == {'atomic_checkpoint_writes', 'checkpoint_safe_globals',
                                    'cpu_distributed_init', 'ssd_head_loss_cls',
-                                   'seg_class_weight_ignore'}
+                                   'seg_class_weight_ignore', 'mmcv_ops_bf16'}
     assert compat.apply_all() == compat.APPLIED  # idempotent
 
 
