@@ -51,9 +51,10 @@ def test_the_wrapper_runs_the_forward_in_bf16_and_keeps_float32_weights():
         features = model[0](x)
         loss = model(x).float().pow(2).mean()
     assert features.dtype == torch.bfloat16
-    wrapper.update_params(loss)
-    assert all(p.dtype == torch.float32 and p.grad is None or p.grad.dtype == torch.float32
-               for p in model.parameters())
+    wrapper.backward(loss)  # update_params would clear the gradients: look at them first
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in model.parameters())
+    wrapper.step()
+    assert all(p.dtype == torch.float32 for p in model.parameters())
     assert all(not torch.equal(b, p) for b, p in zip(before, model.parameters()))
     assert model[0](x).dtype == torch.float32  # outside the context: float32 again
     # no loss scaler: the state is the plain wrapper's, checkpoints load in either precision
