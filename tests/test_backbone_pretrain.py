@@ -140,6 +140,43 @@ def test_float_stage_pretraining_trains_the_networks_two_stage_starts_from(
     assert code == 2 and '--float-stage' in err and 'fcn_r18-d8_digits.py' in err
 
 
+def test_amp_pretrains_in_bf16_where_the_cpu_has_it_and_is_refused_where_not(
+        tiny_digits, tmp_path, capsys, monkeypatch):
+    import bnn_tasks.engine.backbone_pretrain as backbone_pretrain
+    from bnn_tasks.engine import mixed_precision
+    args = ['--float-stage', '--max-iters', '2', '--batch-size', '4', '--data-root', tiny_digits,
+            '--amp']
+    monkeypatch.setattr(mixed_precision, 'has_native_bf16', lambda: False)
+    code = pretrain_tool.run_tool(pretrain_tool.main, [SEG_PT, '--out', str(tmp_path / 'no.pth')]
+                                  + args)
+    err = capsys.readouterr().err
+    assert code == 2 and 'fcn_bireal18-d8_digits_pretrained.py: --amp' in err
+    assert not osp.exists(tmp_path / 'no.pth')
+
+    monkeypatch.setattr(mixed_precision, 'has_native_bf16', lambda: True)
+    out_dtypes, built = [], []
+    real_build = backbone_pretrain.build_backbone
+
+    def build_and_watch(cfg):
+        backbone = real_build(cfg)
+        first_conv = next(m for m in backbone.modules() if isinstance(m, torch.nn.Conv2d))
+        first_conv.register_forward_hook(lambda m, i, o: out_dtypes.append(o.dtype))
+        built.append(backbone)
+        return backbone
+    monkeypatch.setattr(backbone_pretrain, 'build_backbone', build_and_watch)
+    ckpt = tmp_path / 'bf16.pth'
+    code = pretrain_tool.run_tool(pretrain_tool.main, [SEG_PT, '--out', str(ckpt)] + args)
+    assert code == 0, capsys.readouterr().err
+    # the classifier's shape probe at construction, two training steps in bfloat16, then the
+    # validation pass in float32
+    bf16_steps = [i for i, dtype in enumerate(out_dtypes) if dtype == torch.bfloat16]
+    assert len(bf16_steps) == 2 and bf16_steps[1] == bf16_steps[0] + 1
+    assert out_dtypes[bf16_steps[1] + 1:] and set(out_dtypes[bf16_steps[1] + 1:]) == {torch.float32}
+    assert json.load(open(tmp_path / 'bf16.json'))['amp'] is True
+    saved = torch.load(ckpt, map_location='cpu', weights_only=True)['state_dict']
+    assert saved and all(v.dtype != torch.bfloat16 for v in saved.values())
+
+
 class _SteppedClock:
     """``time`` stand-in for the pretraining loop: it reads the clock once before the first
     step and once after each; the first ``slow_steps`` take ``slow_s`` each, the rest ``fast_s``."""

@@ -138,6 +138,8 @@ def _fake_tools(monkeypatch, tmp_path, refit_by=0, binary=('configs/b/bin.py',))
 
     def fake_run(cmd):
         calls.append(cmd)
+        if cmd[1] == 'tools/pretrain_backbone.py':  # its summary: monkeypatch pretrain_summary
+            return
         tool, work_dir = cmd[1], tmp_path / cmd[cmd.index('--work-dir') + 1]
         work_dir.mkdir(parents=True, exist_ok=True)
         if tool == 'tools/train.py':
@@ -256,8 +258,11 @@ def test_a_non_default_split_is_its_own_row(monkeypatch, tmp_path):
 
 def test_amp_rows_train_in_bf16_and_are_their_own_rows(monkeypatch, tmp_path):
     calls = _fake_tools(monkeypatch, tmp_path)
+    monkeypatch.setattr(results_table, 'pretrain_summary', lambda config: dict(
+        minutes=1.0, iterations=50, val_accuracy=80.0, float_stage=True, amp=True))
     args = results_table.parse_args(['configs/b/bin.py', 'configs/baselines/twin.py',
-                                     '--two-stage', '--no-distill', '--amp', '--max-iters', '30'])
+                                     '--two-stage', '--no-distill', '--amp', '--max-iters', '30',
+                                     '--pretrain-minutes', '1'])
     row = results_table.train_and_test('configs/b/bin.py', args)
     twin = results_table.train_and_test('configs/baselines/twin.py', args)
     assert (row['name'], twin['name']) == ('bin_no-distill_amp', 'twin_amp')
@@ -265,6 +270,14 @@ def test_amp_rows_train_in_bf16_and_are_their_own_rows(monkeypatch, tmp_path):
     trains = [cmd for cmd in calls if cmd[1] == 'tools/train.py']
     assert all('--amp' in cmd for cmd in trains) and len(trains) == 2
     assert 'work_dirs/results/bin_no-distill_amp' in trains[0]
+    # the backbone pretraining before each (all of the row's training) is in bfloat16 too
+    pretrains = [cmd for cmd in calls if cmd[1] == 'tools/pretrain_backbone.py']
+    assert len(pretrains) == 2 and all('--amp' in cmd for cmd in pretrains)
+    # a reused pretraining's command says how it was trained
+    args = results_table.parse_args(['configs/b/bin.py', '--two-stage', '--no-distill', '--amp',
+                                     '--max-iters', '30', '--reuse-pretrain'])
+    reused = results_table.train_and_test('configs/b/bin.py', args)
+    assert reused['commands'][0].endswith('--max-iters 50 --float-stage --amp')
 
 
 def test_distillation_options_reach_stage_2_and_name_their_row(monkeypatch, tmp_path):

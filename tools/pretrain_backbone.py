@@ -12,6 +12,7 @@ starts from it:
 
 ``--float-stage`` pretrains the recipe's float stage of a binary config instead (float weights,
 clip activations: what ``tools/train.py CONFIG --two-stage`` starts from; same parameter names).
+``--amp`` trains in bfloat16 autocast as ``tools/train.py --amp`` does.
 
 The schedule (warm-up, cosine decay) is fitted to ``--minutes`` after timing the first steps,
 and refitted at 10 % and 50 % of it from the step time since the previous fit.
@@ -42,6 +43,9 @@ def parse_args(argv=None):
                    help='pretrain the float stage of the two-stage recipe (binary configs: '
                    'float weights, clip activations), the network --two-stage training starts '
                    'from')
+    p.add_argument('--amp', action='store_true',
+                   help='bfloat16 autocast, as tools/train.py --amp (CPUs with AVX512-BF16 or '
+                   'AMX-BF16)')
     p.add_argument('--batch-size', type=int, default=64)
     # digits are 8x8 scans: 32 px crops keep their detail and cost a quarter of 64 px ones
     # (measured, float ResNet-18, 4 min: 90% validation accuracy at 32 px, 28% at 64 px)
@@ -78,6 +82,12 @@ def main(argv=None):
             cfg = float_stage(cfg, args.config)
         except RecipeError as e:
             raise ToolError(f'--float-stage: {e}') from None
+    if args.amp:
+        from bnn_tasks.engine.mixed_precision import use_mixed_precision
+        try:
+            use_mixed_precision(cfg)
+        except ValueError as e:
+            raise ToolError(f'{args.config}: {e}') from None
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s', datefmt='%H:%M:%S')
     train = DigitCrops(data_root, 'train', crop_size=args.crop_size)
     val = DigitCrops(data_root, 'val', crop_size=args.crop_size)
@@ -86,7 +96,7 @@ def main(argv=None):
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     summary = pretrain_backbone(cfg, train, val, out, args.minutes, max_iters=args.max_iters,
                                 batch_size=args.batch_size, seed=args.seed)
-    summary.update(config=args.config, checkpoint=out, float_stage=args.float_stage)
+    summary.update(config=args.config, checkpoint=out, float_stage=args.float_stage, amp=args.amp)
     with open(osp.splitext(out)[0] + '.json', 'w') as f:
         json.dump(summary, f, indent=1)
     print(json.dumps(summary))

@@ -306,6 +306,8 @@ def train_and_test(config: str, args) -> dict:
             pretrain_cmd += ['--minutes', str(args.pretrain_minutes)]
         if args.pretrain_iters:
             pretrain_cmd += ['--max-iters', str(args.pretrain_iters)]
+        if args.amp:
+            pretrain_cmd.append('--amp')
         run(pretrain_cmd)
         summary = pretrain_summary(config)
         pretrain = dict(minutes=round(summary['minutes'], 1), iterations=summary['iterations'],
@@ -317,7 +319,8 @@ def train_and_test(config: str, args) -> dict:
                         val_accuracy=summary['val_accuracy'], reused=True)
         commands.append(f'python tools/pretrain_backbone.py {config} '
                         f'--max-iters {summary["iterations"]}'
-                        + (' --float-stage' if summary.get('float_stage') else ''))
+                        + (' --float-stage' if summary.get('float_stage') else '')
+                        + (' --amp' if summary.get('amp') else ''))
     train_cmd, result, facts = train(config, work_dir, args, args.fit_minutes,
                                      args.val_interval,
                                      recipe_args=recipe_args(args) if two_stage else ())

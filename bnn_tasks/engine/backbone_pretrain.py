@@ -25,13 +25,13 @@ from torch import nn
 
 from ..build import build_backbone
 from ..checkpoint import save_checkpoint
-from .budget import REFIT_AT, iterations_for_budget
+from .budget import RefitTimer, iterations_for_budget
 
 BACKBONE_PREFIX = 'backbone.'
 # Fit the schedule after these steps, then refit at budget.REFIT_AT, each time from the step
-# time since the previous fit: the first steps can be several times slower than the rest
-# (measured 1.7 s against 0.43 s for a Bi-Real pretraining), and a schedule fitted on them
-# alone ended in 2.9 of 5 minutes.
+# time since the previous fit (RefitTimer): the first steps can be several times slower than
+# the rest (measured 1.7 s against 0.43 s for a Bi-Real pretraining), and a schedule fitted on
+# them alone ended in 2.9 of 5 minutes.
 _TIMING_ITERS = (3, 20)
 
 
@@ -107,17 +107,6 @@ def pretraining_optim_wrapper(cfg) -> dict:
     return wrapper
 
 
-def _fit_due(it: int, elapsed: float, budget_s: float, refits: list) -> bool:
-    """Whether to (re)fit the schedule now: at the timing iterations, then once the elapsed
-    time passes each share in ``refits`` (consumed)."""
-    if it in _TIMING_ITERS:
-        return True
-    if it > _TIMING_ITERS[-1] and refits and elapsed >= refits[0] * budget_s:
-        refits.pop(0)
-        return True
-    return False
-
-
 def pretrain_backbone(cfg, train_crops, val_crops, out: str, minutes: Optional[float] = None,
                       max_iters: Optional[int] = None, batch_size: int = 64, seed: int = 0,
                       log_interval: int = 20, logger: Optional[logging.Logger] = None) -> dict:
@@ -128,7 +117,9 @@ def pretrain_backbone(cfg, train_crops, val_crops, out: str, minutes: Optional[f
 
     The optimizer is the config's own ``optim_wrapper`` (the binary recipe: AdamW, no decay on
     latent binary weights, gradient clipping) without its lr multipliers
-    (``pretraining_optim_wrapper``). Returns a summary with the validation accuracy.
+    (``pretraining_optim_wrapper``), its type included: the forward runs in the wrapper's
+    ``optim_context`` (bfloat16 autocast for ``CPUAmpOptimWrapper``, what ``--amp`` sets).
+    Returns a summary with the validation accuracy.
     """
     from mmengine.optim import build_optim_wrapper
     log = logger or logging.getLogger(__name__)
@@ -152,24 +143,29 @@ def pretrain_backbone(cfg, train_crops, val_crops, out: str, minutes: Optional[f
     start = time.monotonic()
     it = 0
     seen_correct = seen = 0
-    last_fit = (0, 0.0)  # (iteration, elapsed seconds) of the last fit
-    refits = list(REFIT_AT)
+    timer = RefitTimer(budget_s)  # on the elapsed-seconds clock, timing from the start
+    timer.start(0.0, 0)
     while it < total:
         factor = _lr_factor(it, total, warmup)
         for group, lr in zip(optim.optimizer.param_groups, base_lrs):
             group['lr'] = lr * factor
         images, labels = train_crops.sample(rng, batch_size)
-        logits = model(normalize(images))
         target = torch.from_numpy(labels)
-        loss = loss_fn(logits, target)
+        with optim.optim_context(model):  # bfloat16 autocast under a CPUAmpOptimWrapper
+            logits = model(normalize(images))
+            loss = loss_fn(logits, target)
         optim.update_params(loss)
         seen_correct += int((logits.argmax(1) == target).sum())
         seen += len(labels)
         it += 1
         elapsed = time.monotonic() - start
-        if minutes is not None and it < total and _fit_due(it, elapsed, budget_s, refits):
-            recent = (elapsed - last_fit[1]) / (it - last_fit[0])  # step time since last fit
-            last_fit = (it, elapsed)
+        recent = None
+        if minutes is not None and it < total:
+            if it in _TIMING_ITERS:
+                recent = timer.step_time(elapsed, it)
+            elif it > _TIMING_ITERS[-1]:
+                recent = timer.due_step_time(elapsed, elapsed, it)
+        if recent is not None:
             fit = iterations_for_budget(budget_s, elapsed, it, recent)
             total = min(max_iters or fit, fit)
             if it <= warmup:  # a later refit does not restart the warm-up

@@ -24,7 +24,7 @@ from mmengine.registry import HOOKS
 from mmengine.runner import IterBasedTrainLoop
 
 from ..checkpoint import LAST_CHECKPOINT, write_atomically
-from .budget import REFIT_AT, iterations_for_budget
+from .budget import REFIT_AT, RefitTimer, iterations_for_budget
 from .mmengine_adapter import (UnsupportedScheduleError, check_refittable, refit_anchor,
                                refit_schedulers, resize_iteration_loop)
 
@@ -56,8 +56,7 @@ class TrainTimeBudgetHook(Hook):
         self.refit_at = sorted(refit_at)
         self.min_timed_iters = max(1, int(min_timed_iters))
         self._start: Optional[float] = None
-        self._mark: Optional[tuple] = None  # (time, iteration) where the current timing starts
-        self._pending: List[float] = []
+        self._timer = RefitTimer(self.budget_s, ())
         self.refits: List[dict] = []
 
     @staticmethod
@@ -74,14 +73,14 @@ class TrainTimeBudgetHook(Hook):
 
     def before_train(self, runner) -> None:
         self._start = self._clock()
-        self._mark = None
-        self._pending = list(self.refit_at) if self.refit else []
-        if not self._pending:
+        self._timer = RefitTimer(self.budget_s, self.refit_at if self.refit else (),
+                                 self.min_timed_iters)
+        if not self._timer.pending:
             return
         if runner.iter > 0:  # resumed: the checkpoint's schedulers already hold the old fit
             runner.logger.warning('TrainTimeBudgetHook: resumed run; the schedule is not '
                                   're-fitted to the budget again.')
-            self._pending = []
+            self._timer.pending.clear()
             return
         try:
             if not isinstance(runner.train_loop, IterBasedTrainLoop):
@@ -91,21 +90,18 @@ class TrainTimeBudgetHook(Hook):
         except UnsupportedScheduleError as e:
             runner.logger.warning(f'TrainTimeBudgetHook: not re-fitting the schedule: {e}. '
                                   'The run still stops when the budget is spent.')
-            self._pending = []
+            self._timer.pending.clear()
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         now = self._clock()
         elapsed = now - self._start
         done = runner.iter + 1
-        if self._mark is None:  # end of the first iteration: timing starts here
-            self._mark = (now, done)
-        elif self._pending and done - self._mark[1] >= self.min_timed_iters and (
-                elapsed >= self._pending[0] * self.budget_s
-                or done >= self._pending[0] * runner.max_iters):  # a guess too short
-            self._pending.pop(0)
-            step = (now - self._mark[0]) / (done - self._mark[1])
-            self._mark = (now, done)
-            self._refit(runner, done, step, elapsed)
+        if self._timer.mark is None:  # end of the first iteration: timing starts here
+            self._timer.start(now, done)
+        else:
+            step = self._timer.due_step_time(now, elapsed, done, runner.max_iters)
+            if step is not None:
+                self._refit(runner, done, step, elapsed)
         if elapsed < self.budget_s or done >= runner.max_iters:
             return
         runner.logger.info(f'TrainTimeBudgetHook: {elapsed / 60:.1f} min budget spent at '
