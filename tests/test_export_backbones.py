@@ -26,6 +26,7 @@ from bnn_tasks.deploy.graph_fusion import count_binary_convs
 from bnn_tasks.deploy.runtime import OnnxRuntimeError, create_session
 from bnn_tasks.layers import BinaryConv2d, XNORPPConv2d
 from mmdet.registry import MODELS
+from test_export_detectors import input_with_margin
 
 ATOL = RTOL = 1e-4
 SIGN_MARGIN = 1e-5
@@ -48,16 +49,6 @@ def randomize_for_export(model: nn.Module, seed: int = 0) -> nn.Module:
                 m.beta.copy_(torch.rand(m.beta.shape, generator=g) + 0.5)
                 m.gamma.copy_(torch.rand(m.gamma.shape, generator=g) + 0.5)
     return model.eval()
-
-
-def input_away_from_sign_boundaries(model: nn.Module, shape, tries: int = 64) -> torch.Tensor:
-    """The first seeded N(0, 1) input whose binary conv inputs all keep |x| >= SIGN_MARGIN."""
-    for seed in range(tries):
-        x = torch.randn(1, 3, *shape, generator=torch.Generator().manual_seed(seed))
-        if binary_input_margin(model, (x,)) >= SIGN_MARGIN:
-            return x
-    raise AssertionError(f'no input in {tries} seeds keeps binary conv inputs {SIGN_MARGIN} '
-                         'away from 0')
 
 
 def assert_close(ref: torch.Tensor, actual: np.ndarray):
@@ -88,7 +79,10 @@ def exported(tmp_path_factory):
         torch.manual_seed(0)  # the same random weights whatever ran before
         model = randomize_for_export(MODELS.build(cfg))
         n_binary = sum(isinstance(m, BinaryConv2d) for m in model.modules())
-        x = input_away_from_sign_boundaries(model, shape)
+        # the first seeded N(0, 1) input whose binary conv inputs all keep |x| >= SIGN_MARGIN
+        x = input_with_margin(model, shape, tries=64, min_margin=SIGN_MARGIN,
+                              margin_of=lambda img: binary_input_margin(model, (img,)),
+                              first_enough=True)
         binary = export_model(model, str(out / f'{name}.onnx'), shape, 'binary', example_input=x)
         float_twin = export_model(model, str(out / f'{name}_float.onnx'), shape, 'float',
                                   example_input=x)
