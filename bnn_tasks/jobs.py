@@ -70,7 +70,7 @@ def prepare_training(cfg, config_path: str, max_iters: Optional[int] = None,
                      deterministic: Optional[bool] = None, amp: bool = False):
     """Apply ``tools/train.py``'s options to ``cfg`` (in place), checking the data first."""
     from .datasets.preflight import check_data
-    from .engine import add_time_budget, fit_schedule, use_mixed_precision
+    from .engine import add_time_budget, fit_schedule
     if refit_to_budget and budget_minutes is None:
         raise ToolError('--refit-to-budget needs --budget-minutes')
     if val_interval is not None and max_iters is None:
@@ -96,12 +96,19 @@ def prepare_training(cfg, config_path: str, max_iters: Optional[int] = None,
             raise ToolError(f'{config_path} has no auto_scale_lr.base_batch_size')
         cfg.auto_scale_lr.enable = True
     if amp:
-        try:
-            use_mixed_precision(cfg)
-        except ValueError as e:
-            raise ToolError(f'{config_path}: {e}') from None
+        enable_amp(cfg, config_path)
     set_randomness(cfg, seed, deterministic)
     return cfg
+
+
+def enable_amp(cfg, config_path: str) -> None:
+    """``--amp`` of the tools that train (train, backbone pretraining, step cost): mixed
+    precision for ``cfg`` (in place), or a ``ToolError`` naming the config and why not."""
+    from .engine import use_mixed_precision
+    try:
+        use_mixed_precision(cfg)
+    except ValueError as e:
+        raise ToolError(f'{config_path}: {e}') from None
 
 
 def _resume_target(cfg, resume: str):

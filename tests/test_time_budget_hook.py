@@ -39,14 +39,15 @@ def test_generous_budget_does_not_interfere(tmp_path):
 
 def test_refit_timer_is_due_at_each_share_of_the_budget_or_of_the_planned_iterations():
     from bnn_tasks.engine.budget import RefitTimer
-    timer = RefitTimer(budget_s=100.0, shares=(0.5, 0.1), min_timed_iters=3)
-    assert timer.due_step_time(5.0, 5.0, 5) is None  # not started
-    timer.start(1.0, 1)
-    assert timer.due_step_time(20.0, 20.0, 2) is None  # one timed iteration, 3 needed
-    assert timer.due_step_time(9.0, 9.0, 5) is None  # before 10 % of the budget
+    # a clock on which the run began at 100 s
+    timer = RefitTimer(budget_s=100.0, shares=(0.5, 0.1), min_timed_iters=3, began=100.0)
+    assert timer.due_step_time(105.0, 5) is None  # not started
+    timer.start(101.0, 1)
+    assert timer.due_step_time(120.0, 2) is None  # one timed iteration, 3 needed
+    assert timer.due_step_time(109.0, 5) is None  # before 10 % of the budget
     # 10 %: the mean step since the mark, which moves there
-    assert timer.due_step_time(11.0, 11.0, 6) == 2.0 and timer.mark == (11.0, 6)
+    assert timer.due_step_time(111.0, 6) == 2.0 and timer.mark == (111.0, 6)
     # 50 % of a guess of 20 planned iterations comes before 50 % of the budget
-    assert timer.due_step_time(15.0, 15.0, 9, planned=20) is None  # 3 timed iterations needed
-    assert timer.due_step_time(17.0, 17.0, 10, planned=20) == 1.5
-    assert timer.pending == [] and timer.due_step_time(90.0, 90.0, 50) is None
+    assert timer.due_step_time(115.0, 9, planned=20) is None  # 3 timed iterations needed
+    assert timer.due_step_time(117.0, 10, planned=20) == 1.5
+    assert timer.pending == [] and timer.due_step_time(190.0, 50) is None

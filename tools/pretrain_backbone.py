@@ -83,11 +83,8 @@ def main(argv=None):
         except RecipeError as e:
             raise ToolError(f'--float-stage: {e}') from None
     if args.amp:
-        from bnn_tasks.engine.mixed_precision import use_mixed_precision
-        try:
-            use_mixed_precision(cfg)
-        except ValueError as e:
-            raise ToolError(f'{args.config}: {e}') from None
+        from bnn_tasks.jobs import enable_amp
+        enable_amp(cfg, args.config)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s', datefmt='%H:%M:%S')
     train = DigitCrops(data_root, 'train', crop_size=args.crop_size)
     val = DigitCrops(data_root, 'val', crop_size=args.crop_size)

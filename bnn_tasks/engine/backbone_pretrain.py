@@ -164,7 +164,7 @@ def pretrain_backbone(cfg, train_crops, val_crops, out: str, minutes: Optional[f
             if it in _TIMING_ITERS:
                 recent = timer.step_time(elapsed, it)
             elif it > _TIMING_ITERS[-1]:
-                recent = timer.due_step_time(elapsed, elapsed, it)
+                recent = timer.due_step_time(elapsed, it)
         if recent is not None:
             fit = iterations_for_budget(budget_s, elapsed, it, recent)
             total = min(max_iters or fit, fit)

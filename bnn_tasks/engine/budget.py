@@ -23,12 +23,13 @@ class RefitTimer:
     that comes first (a guess far too short would end before), once ``min_timed_iters``
     iterations have been timed since the previous one. The step time is the mean since the
     previous fit (or since ``start``): the first steps can be several times slower than the rest.
-    Times are seconds on one clock.
+    Times are seconds on one clock, on which the run began at ``began``.
     """
 
     def __init__(self, budget_s: float, shares: Sequence[float] = REFIT_AT,
-                 min_timed_iters: int = 1):
+                 min_timed_iters: int = 1, began: float = 0.0):
         self.budget_s = budget_s
+        self.began = began
         self.pending = sorted(shares)
         self.min_timed_iters = max(1, int(min_timed_iters))
         self.mark: Optional[tuple] = None  # (time, iteration) where the current timing starts
@@ -42,14 +43,14 @@ class RefitTimer:
         self.mark = (now, done)
         return step
 
-    def due_step_time(self, now: float, elapsed: float, done: int,
+    def due_step_time(self, now: float, done: int,
                       planned: Optional[int] = None) -> Optional[float]:
         """The step time to re-fit with if a share's re-fit is due now (it is then spent),
         else ``None``."""
         if self.mark is None or not self.pending or done - self.mark[1] < self.min_timed_iters:
             return None
         share = self.pending[0]
-        if elapsed < share * self.budget_s and (planned is None or done < share * planned):
+        if now - self.began < share * self.budget_s and (planned is None or done < share * planned):
             return None
         self.pending.pop(0)
         return self.step_time(now, done)

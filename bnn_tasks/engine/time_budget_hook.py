@@ -74,7 +74,7 @@ class TrainTimeBudgetHook(Hook):
     def before_train(self, runner) -> None:
         self._start = self._clock()
         self._timer = RefitTimer(self.budget_s, self.refit_at if self.refit else (),
-                                 self.min_timed_iters)
+                                 self.min_timed_iters, began=self._start)
         if not self._timer.pending:
             return
         if runner.iter > 0:  # resumed: the checkpoint's schedulers already hold the old fit
@@ -99,7 +99,7 @@ class TrainTimeBudgetHook(Hook):
         if self._timer.mark is None:  # end of the first iteration: timing starts here
             self._timer.start(now, done)
         else:
-            step = self._timer.due_step_time(now, elapsed, done, runner.max_iters)
+            step = self._timer.due_step_time(now, done, runner.max_iters)
             if step is not None:
                 self._refit(runner, done, step, elapsed)
         if elapsed < self.budget_s or done >= runner.max_iters:

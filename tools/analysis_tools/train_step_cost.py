@@ -69,12 +69,9 @@ def precision_variants(cfg, name: str, path: str, amp: bool) -> list:
     """``[(cfg, label)]`` to time: the config, and with ``amp`` its bfloat16-autocast twin."""
     if not amp:
         return [(cfg, name)]
-    from bnn_tasks.engine.mixed_precision import use_mixed_precision
+    from bnn_tasks.jobs import enable_amp
     mixed = copy.deepcopy(cfg)
-    try:
-        use_mixed_precision(mixed)
-    except ValueError as e:
-        raise ToolError(f'{path}: {e}') from None
+    enable_amp(mixed, path)
     return [(cfg, name), (mixed, f'{name}, bf16 autocast')]
 
 
