@@ -11,25 +11,33 @@ Convention, everywhere in bnn_tasks (training, export and the native kernel):
 
 Each binarizer declares what it computes, so export asks instead of probing: ``is_sign`` (its
 forward is :func:`sign`, what the bit-packed kernel computes) and, for kernel binarizers,
-``scale_kind`` (``None`` or ``'mean_abs'``: the per-output-channel scale it returns). Input
-binarizers also declare ``gradient_bound``: beyond ``|x| = gradient_bound`` their backward
-passes no gradient (``inf``: it passes gradient everywhere), which analysis reads to tell how much of a layer's
-input trains nothing (``tools/analysis_tools/binary_input_stats.py``).
+``scale_kind`` (``None`` or ``'mean_abs'``: the per-output-channel scale it returns) and
+``float_relaxation`` (the real-valued kernel binarizer of the float stage of two-stage
+training: its weights have the per-channel magnitude the binary ones will have, so binarizing
+changes the signs' detail, not every conv's output scale). Input binarizers also declare
+``gradient_bound``: beyond ``|x| = gradient_bound`` their backward passes no gradient (``inf``:
+it passes gradient everywhere), which analysis reads to tell how much of a layer's input trains
+nothing (``tools/analysis_tools/binary_input_stats.py``).
 
 Names accepted by :func:`build_binarizer`:
 
-==================  =====  ==============================================================
-name                kind   forward / backward
-==================  =====  ==============================================================
-``ste_sign``        input  sign; clipped straight-through gradient 1 on ``|x| <= 1``
-``approx_sign``     input  sign; Bi-Real ApproxSign gradient ``2 - 2|x|`` on ``|x| < 1``
-``scaled_sign``     kernel sign with per-output-channel ``mean|W|`` (XNOR-Net / Bi-Real)
-``sign``            kernel sign, no analytic scale (XNOR-Net++ learns its scales)
-``hardtanh``        input  ``clip(x, -1, 1)``, real-valued: the float stage of two-stage training
-                           (Bi-Real Net pretrains with it in place of ReLU, so the float network
-                           already sees sign's range and is nonlinear where sign will be)
-``identity``        both   no binarization (useful for ablations / float twins)
-==================  =====  ==============================================================
+====================  ======  ==============================================================
+name                  kind    forward / backward
+====================  ======  ==============================================================
+``ste_sign``          input   sign; clipped straight-through gradient 1 on ``|x| <= 1``
+``approx_sign``       input   sign; Bi-Real ApproxSign gradient ``2 - 2|x|`` on ``|x| < 1``
+``scaled_sign``       kernel  sign with per-output-channel ``mean|W|`` (XNOR-Net / Bi-Real)
+``sign``              kernel  sign, no analytic scale (XNOR-Net++ learns its scales)
+``hardtanh``          input   ``clip(x, -1, 1)``, real-valued: the float stage of two-stage training
+                              (Bi-Real Net pretrains with it in place of ReLU, so the float network
+                              already sees sign's range and is nonlinear where sign will be)
+``mean_normalized``   kernel  ``W / mean|W|`` per output channel, real-valued: the float stage of
+                              ``sign`` (unscaled signs have mean magnitude 1; raw latent weights
+                              about 0.01-0.03, so a learned output scale fitted to them would grow
+                              a conv's output 30-100x at binarization)
+``identity``          both    no binarization (useful for ablations / float twins); the float
+                              stage of ``scaled_sign``
+====================  ======  ==============================================================
 """
 from typing import Optional, Tuple, Union
 
@@ -152,9 +160,26 @@ class IdentityWeight(nn.Module):
     kind = 'kernel'
     is_sign = False
     scale_kind = None
+    float_relaxation = 'identity'
 
     def forward(self, weight: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
         return weight, None
+
+
+class MeanNormalizedWeight(nn.Module):
+    """Real-valued weights scaled to mean magnitude 1 per output channel: ``(W / mean|W|, None)``.
+
+    The float stage of unscaled ``sign`` weights (XNOR-Net++): the conv's learned output scale
+    then fits weights of the magnitude the signs will have.
+    """
+    kind = 'kernel'
+    is_sign = False
+    scale_kind = None
+    float_relaxation = 'mean_normalized'
+
+    def forward(self, weight: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
+        magnitude = weight.abs().flatten(1).mean(dim=1).clamp_min(1e-12)
+        return weight / magnitude.view(-1, *([1] * (weight.dim() - 1))), None
 
 
 class SignWeight(nn.Module):
@@ -162,6 +187,7 @@ class SignWeight(nn.Module):
     kind = 'kernel'
     is_sign = True
     scale_kind = None
+    float_relaxation = 'mean_normalized'
 
     def __init__(self, clip: float = 1.0):
         super().__init__()
@@ -182,6 +208,8 @@ class ScaledSignWeight(SignWeight):
     the straight-through sign and the scale.
     """
     scale_kind = 'mean_abs'
+    # sign(W) x mean|W| has the magnitude of W itself
+    float_relaxation = 'identity'
 
     def forward(self, weight: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
         scale = weight.abs().flatten(1).mean(dim=1)
@@ -191,7 +219,7 @@ class ScaledSignWeight(SignWeight):
 _INPUT_BINARIZERS = {'ste_sign': SteSign, 'approx_sign': ApproxSign, 'hardtanh': HardTanh,
                      'identity': Identity}
 _KERNEL_BINARIZERS = {'scaled_sign': ScaledSignWeight, 'sign': SignWeight,
-                      'identity': IdentityWeight}
+                      'mean_normalized': MeanNormalizedWeight, 'identity': IdentityWeight}
 
 BinarizerCfg = Union[None, str, dict, nn.Module]
 

@@ -130,7 +130,8 @@ def test_binarizers_declare_whether_they_are_sign():
     for name in ('ste_sign', 'approx_sign', 'hardtanh', 'identity'):
         binarizer = build_binarizer(name, 'input')
         assert binarizer.is_sign == torch.equal(binarizer(edge), sign(edge)), name
-    for name, scale_kind in (('sign', None), ('scaled_sign', 'mean_abs'), ('identity', None)):
+    for name, scale_kind in (('sign', None), ('scaled_sign', 'mean_abs'), ('identity', None),
+                             ('mean_normalized', None)):
         binarizer = build_binarizer(name, 'kernel')
         signs, scale = binarizer(edge.view(1, -1, 1, 1))
         assert binarizer.is_sign == torch.equal(signs, sign(edge.view(1, -1, 1, 1))), name
@@ -143,3 +144,22 @@ def test_sign_traces_to_one_where_node():
     assert 'aten::where' in kinds and 'aten::mul_' not in kinds
     x = torch.tensor([-1.0, -0.0, 0.0, 2.0, float('nan')])
     assert torch.equal(traced(x), sign(x)) and sign(x).tolist() == [-1, 1, 1, 1, -1]
+
+
+def test_mean_normalized_weights_have_unit_mean_magnitude_per_channel():
+    """The float stage of unscaled signs: real weights of the signs' magnitude, and gradient to
+    the latent weights."""
+    weight = (torch.randn(4, 3, 3, 3) * torch.tensor([0.01, 0.1, 1.0, 5.0]).view(4, 1, 1, 1))
+    weight.requires_grad_(True)
+    relaxed, scale = build_binarizer('mean_normalized', 'kernel')(weight)
+    assert scale is None
+    torch.testing.assert_close(relaxed.abs().flatten(1).mean(1), torch.ones(4))
+    assert torch.equal(torch.sign(relaxed), torch.sign(weight))
+    (relaxed * torch.randn_like(relaxed)).sum().backward()
+    assert weight.grad is not None and weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize('name', ['sign', 'scaled_sign', 'identity', 'mean_normalized'])
+def test_float_relaxation_is_a_real_valued_kernel_binarizer(name):
+    relaxation = build_binarizer(build_binarizer(name, 'kernel').float_relaxation, 'kernel')
+    assert not relaxation.is_sign

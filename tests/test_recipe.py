@@ -10,7 +10,7 @@ from conftest import REPO, digits_overrides, load_tool, options_to_cli
 from mmengine.config import Config
 
 from bnn_tasks import jobs
-from bnn_tasks.binarizers import HardTanh, IdentityWeight
+from bnn_tasks.binarizers import HardTanh, sign
 from bnn_tasks.engine.recipe import RecipeError, binary_stage, float_stage
 from bnn_tasks.layers.binary_conv import BinaryConv2d
 
@@ -36,8 +36,7 @@ def _binary_convs(module):
 
 
 def _is_float_conv(conv):
-    return isinstance(conv.input_quantizer, HardTanh) and \
-        isinstance(conv.kernel_quantizer, IdentityWeight)
+    return isinstance(conv.input_quantizer, HardTanh) and not conv.kernel_quantizer.is_sign
 
 
 @pytest.mark.parametrize('family', sorted(BACKBONES))
@@ -63,12 +62,53 @@ def test_binary_activation_float_stage_floats_only_the_weights(family):
     for b, f in zip(binary, fp):
         assert type(f.input_quantizer) is type(b.input_quantizer)  # noqa: E721
         assert not isinstance(f.input_quantizer, HardTanh)
-        assert isinstance(f.kernel_quantizer, IdentityWeight)
+        assert not f.kernel_quantizer.is_sign
     # the distillation teacher of stage 2 is that same network
     teacher = binary_stage(cfg, 'stage1.pth', stage1_activations='binary').model.teacher
     assert teacher.backbone == float_stage(cfg, activations='binary').model.backbone
     with pytest.raises(RecipeError, match="'relu'"):
         float_stage(cfg, activations='relu')
+
+
+def _effective_weights(conv):
+    """What the conv multiplies its input by, per output channel: weights x analytic scale."""
+    weights, scale = conv.binarized_weight()
+    return weights if scale is None else weights * scale.view(-1, 1, 1, 1)
+
+
+@pytest.mark.parametrize('family', sorted(BACKBONES))
+def test_float_stage_weights_have_the_magnitude_of_the_binary_weights(family):
+    """Stage 2 loads stage 1's latent weights: each conv's effective weights must keep their
+    per-channel mean magnitude when binarized, or a learned output scale fitted in stage 1
+    (XNOR-Net++'s alpha) multiplies the conv's output 30-100x at binarization (unscaled signs
+    against raw latent weights of ~0.01-0.03)."""
+    from mmdet.registry import MODELS
+    cfg = Config(dict(model=dict(type='RetinaNet', backbone=BACKBONES[family])))
+    binary = MODELS.build(cfg.model.backbone)
+    fp = MODELS.build(float_stage(cfg).model.backbone)
+    fp.load_state_dict(binary.state_dict())
+    pairs = list(zip(_binary_convs(binary), _binary_convs(fp)))
+    assert pairs
+    for b, f in pairs:
+        magnitude = _effective_weights(b).abs().flatten(1).mean(1)
+        relaxed = _effective_weights(f)
+        torch.testing.assert_close(relaxed.abs().flatten(1).mean(1), magnitude)
+        # and the relaxation keeps the signs it will binarize to
+        assert torch.equal(sign(relaxed), sign(_effective_weights(b)))
+
+
+def test_binary_stage_trains_the_pretrained_backbone_at_the_full_rate():
+    """A *_pretrained config slows its backbone for the fresh heads of stage 1; stage 2 starts
+    from a network trained end to end and re-fits the backbone most, so it drops lr_mult."""
+    path = osp.join(REPO, 'configs', 'xnorpp', 'fcn_xnorpp18-d8_digits_pretrained.py')
+    cfg = Config.fromfile(path)
+    assert cfg.optim_wrapper.paramwise_cfg.custom_keys['backbone'] == dict(lr_mult=0.1)
+    assert float_stage(cfg, path).optim_wrapper == cfg.optim_wrapper  # stage 1 keeps it
+    second = binary_stage(cfg, 'stage1.pth', path, distill=False)
+    assert 'backbone' not in second.optim_wrapper.paramwise_cfg.custom_keys
+    assert second.optim_wrapper.paramwise_cfg.norm_decay_mult == 0.0  # decay rules stay
+    assert second.optim_wrapper.optimizer.lr == pytest.approx(cfg.optim_wrapper.optimizer.lr / 2)
+    assert cfg.optim_wrapper.paramwise_cfg.custom_keys['backbone'] == dict(lr_mult=0.1)
 
 
 def test_float_stage_refuses_float_configs():

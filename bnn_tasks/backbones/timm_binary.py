@@ -19,6 +19,7 @@ from mmengine.model import BaseModule
 from torch import nn
 
 from ..layers import build_binary_conv, method_conv_cfg
+from ..layers.methods import DEFAULT_METHOD
 from ..layers.binary_conv import BinaryConv2d
 from .registry import register_backbone
 
@@ -78,7 +79,7 @@ class BinaryTimmBackbone(BaseModule):
         timm_kwargs: further keyword arguments for ``timm.create_model``.
     """
 
-    def __init__(self, model_name: str, method: str = 'bireal',
+    def __init__(self, model_name: str, method: str = DEFAULT_METHOD,
                  out_indices: Sequence[int] = (1, 2, 3, 4),
                  keep_full_precision: Optional[Sequence[str]] = None,
                  input_quantizer=None, kernel_quantizer=None, in_channels: int = 3,

@@ -13,7 +13,6 @@ iterations is fixed so that warm-up plus cosine decay end when the budget is spe
 at the shares of the budget every budgeted run refits at (``budget.REFIT_AT``: 10 % and 50 %)
 from the step time since the previous fit.
 """
-import copy
 import logging
 import math
 import time
@@ -26,6 +25,7 @@ from torch import nn
 from ..build import build_backbone
 from ..checkpoint import save_checkpoint
 from .budget import RefitTimer, iterations_for_budget
+from .optim_constructor import without_lr_multipliers
 
 BACKBONE_PREFIX = 'backbone.'
 # Fit the schedule after these steps, then refit at budget.REFIT_AT, each time from the step
@@ -90,21 +90,8 @@ def evaluate(model: nn.Module, crops, normalize, batch_size: int = 256) -> float
 
 
 def pretraining_optim_wrapper(cfg) -> dict:
-    """``cfg.optim_wrapper`` without the ``lr_mult`` of its paramwise ``custom_keys``.
-
-    A ``*_pretrained`` config slows its ``backbone`` down for fine-tuning (lr_mult 0.1);
-    pretraining is the backbone's own training and must run at the full rate. Decay
-    multipliers stay: no weight decay on latent binary weights holds in both runs.
-    """
-    wrapper = copy.deepcopy(cfg.optim_wrapper)
-    custom_keys = (wrapper.get('paramwise_cfg') or {}).get('custom_keys') or {}
-    for key, options in list(custom_keys.items()):
-        options = {k: v for k, v in options.items() if k != 'lr_mult'}
-        if options:
-            custom_keys[key] = options
-        else:
-            del custom_keys[key]
-    return wrapper
+    """``cfg.optim_wrapper`` at the full rate: pretraining is the backbone's own training."""
+    return without_lr_multipliers(cfg.optim_wrapper)
 
 
 def pretrain_backbone(cfg, train_crops, val_crops, out: str, minutes: Optional[float] = None,

@@ -12,6 +12,8 @@ option works as documented) plus one rule applied after them: every parameter ow
 ``weight_decay = base weight decay x binary_decay_mult`` (default 0). Learning-rate multipliers
 (e.g. ``custom_keys={'backbone': dict(lr_mult=0.1)}``) are left as the keys set them.
 """
+import copy
+
 from mmengine.optim import DefaultOptimWrapperConstructor
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS
 
@@ -46,3 +48,24 @@ class BinaryOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         for group in params:
             if id(group['params'][0]) in binary:
                 group['weight_decay'] = self.base_wd * self.binary_decay_mult
+
+
+def without_lr_multipliers(optim_wrapper: dict) -> dict:
+    """A copy of the ``optim_wrapper`` config without the ``lr_mult`` of its paramwise
+    ``custom_keys`` (decay multipliers stay).
+
+    A ``*_pretrained`` config slows its ``backbone`` (lr_mult 0.1) so that fresh heads'
+    early gradients do not overwrite what pretraining learned. Runs with no fresh part train
+    every parameter at the full rate: the backbone pretraining itself, and stage 2 of the
+    two-stage recipe, which starts from a network trained end to end and must re-fit the
+    backbone most (measured on the Bi-Real-18 FCN, docs/results/recipe).
+    """
+    wrapper = copy.deepcopy(optim_wrapper)
+    custom_keys = (wrapper.get('paramwise_cfg') or {}).get('custom_keys') or {}
+    for key, options in list(custom_keys.items()):
+        options = {k: v for k, v in options.items() if k != 'lr_mult'}
+        if options:
+            custom_keys[key] = options
+        else:
+            del custom_keys[key]
+    return wrapper

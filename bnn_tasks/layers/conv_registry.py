@@ -13,7 +13,7 @@ from torch import nn
 
 from .binary_conv import BinaryConv2d, XNORPPConv2d
 from .binary_conv_unit import BinaryConvUnit
-from .methods import method_conv_cfg
+from .methods import DEFAULT_METHOD, method_conv_cfg
 
 _CLASSES = {'BinaryConv2d': BinaryConv2d, 'XNORPPConv2d': XNORPPConv2d}
 
@@ -23,9 +23,9 @@ def _is_pointwise(kernel_size) -> bool:
     return all(int(k) == 1 for k in sizes)
 
 
-def conv_cfg_binary_conv(in_channels, out_channels, kernel_size, *args, method: str = 'bireal',
-                         binarize_pointwise: bool = False, input_quantizer=None,
-                         kernel_quantizer=None, **kwargs) -> nn.Module:
+def conv_cfg_binary_conv(in_channels, out_channels, kernel_size, *args,
+                         method: str = DEFAULT_METHOD, binarize_pointwise: bool = False,
+                         input_quantizer=None, kernel_quantizer=None, **kwargs) -> nn.Module:
     """A binary conv of ``method`` (``bnn_tasks.layers.BINARY_METHODS``); an ``nn.Conv2d`` for
     1x1 kernels unless ``binarize_pointwise``."""
     if _is_pointwise(kernel_size) and not binarize_pointwise:

@@ -3,6 +3,8 @@
 A method names the binary conv class and its two binarizers. Backbones and the timm binarizer
 look methods up here; a user can still override either binarizer in a config.
 """
+# The method of a binarized timm model or a conv_cfg binary conv that names none.
+DEFAULT_METHOD = 'bireal'
 BINARY_METHODS = {
     # Bi-Real Net: ApproxSign activations, sign x mean|W| weights.
     'bireal': dict(type='BinaryConv2d', input_quantizer='approx_sign',
