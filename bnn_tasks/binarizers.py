@@ -34,7 +34,7 @@ name                  kind    forward / backward
 ``mean_normalized``   kernel  ``W / mean|W|`` per output channel, real-valued: the float stage of
                               ``sign`` (unscaled signs have mean magnitude 1; raw latent weights
                               about 0.01-0.03, so a learned output scale fitted to them would grow
-                              a conv's output 30-100x at binarization)
+                              a conv's output 35-120x at binarization)
 ``identity``          both    no binarization (useful for ablations / float twins); the float
                               stage of ``scaled_sign``
 ====================  ======  ==============================================================

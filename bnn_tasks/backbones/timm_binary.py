@@ -19,8 +19,8 @@ from mmengine.model import BaseModule
 from torch import nn
 
 from ..layers import build_binary_conv, method_conv_cfg
-from ..layers.methods import DEFAULT_METHOD
 from ..layers.binary_conv import BinaryConv2d
+from ..layers.methods import DEFAULT_METHOD
 from .registry import register_backbone
 
 
