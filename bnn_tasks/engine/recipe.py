@@ -22,7 +22,7 @@ from typing import Optional
 
 from ..backbones import BiRealResNet, GroupNetResNet, XNORPPResNet
 from ..binarizers import build_binarizer
-from ..layers import BINARY_CONVS, BINARY_METHODS
+from ..layers import BINARY_CONVS, BINARY_METHODS, CONV_CFG_BUILDERS
 from ..layers.methods import DEFAULT_METHOD
 from .optim_constructor import without_lr_multipliers
 
@@ -30,10 +30,14 @@ FLOAT_INPUT_QUANTIZER = 'hardtanh'
 # What stage 1 does with the activations the config binarizes: clip them (the default) or keep
 # them binary (float weights only).
 FLOAT_STAGE_ACTIVATIONS = ('clip', 'binary')
-# Backbones whose binary convs take input_quantizer/kernel_quantizer overrides.
-BINARY_BACKBONES = ('BiRealResNet', 'GroupNetResNet', 'XNORPPResNet', 'BinaryTimmBackbone')
+# Backbones whose binary convs take input_quantizer/kernel_quantizer overrides, each with the
+# binarization method its class fixes (None: the node's ``method=``, else DEFAULT_METHOD).
+BINARY_BACKBONE_METHODS = {**{cls.__name__: cls.method
+                              for cls in (BiRealResNet, GroupNetResNet, XNORPPResNet)},
+                           'BinaryTimmBackbone': None}
 # conv_cfg types (necks, heads) that build binary convs.
-BINARY_CONV_TYPES = ('BinaryConv', 'BinaryConvUnit', 'BinaryConv2d', 'XNORPPConv2d')
+BINARY_CONV_TYPES = tuple(CONV_CFG_BUILDERS) + tuple(BINARY_CONVS)
+BINARIZED_TYPES = tuple(BINARY_BACKBONE_METHODS) + BINARY_CONV_TYPES
 # Share of the budget (minutes and iterations) the float stage gets. Measured on the Bi-Real
 # Faster R-CNN: 14 + 26 minutes (35/65) gave 0.864 VOC mAP@0.5; a float stage much shorter than
 # a third leaves the binary stage starting from features that are not yet useful.
@@ -53,7 +57,7 @@ def _binarized_nodes(model_cfg):
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
-            if node.get('type') in BINARY_BACKBONES + BINARY_CONV_TYPES:
+            if node.get('type') in BINARIZED_TYPES:
                 yield node
             stack.extend(node.values())
         elif isinstance(node, (list, tuple)):
@@ -66,13 +70,8 @@ def _kernel_quantizer(node):
         return node['kernel_quantizer']
     if node['type'] in BINARY_CONVS:  # a binary conv class named directly: its own default
         return inspect.signature(BINARY_CONVS[node['type']]).parameters['kernel_quantizer'].default
-    method = node.get('method') or _BACKBONE_METHODS.get(node['type'], DEFAULT_METHOD)
+    method = node.get('method') or BINARY_BACKBONE_METHODS.get(node['type']) or DEFAULT_METHOD
     return BINARY_METHODS[method]['kernel_quantizer']
-
-
-# The binary backbones whose method is fixed by their class (the others take ``method=``).
-_BACKBONE_METHODS = {cls.__name__: cls.method
-                     for cls in (BiRealResNet, GroupNetResNet, XNORPPResNet)}
 
 
 def _is_float(node) -> bool:
@@ -84,7 +83,7 @@ def check_binary(cfg, config_path: str = 'config') -> None:
     nodes = list(_binarized_nodes(cfg.model))
     if not nodes:
         raise RecipeError(f'{config_path} has no binary backbone or binary conv (types '
-                          f'{", ".join(BINARY_BACKBONES + BINARY_CONV_TYPES)}): it is already '
+                          f'{", ".join(BINARIZED_TYPES)}): it is already '
                           'a float network; the two-stage recipe takes a binary config')
     if all(_is_float(n) for n in nodes):
         raise RecipeError(f'{config_path} already has float weights (a real-valued '

@@ -114,3 +114,7 @@ class XNORPPConv2d(BinaryConv2d):
         y = super()._output_scale(y, scale)
         alpha, beta, gamma = self.spatial_factors(y.shape[-2], y.shape[-1])
         return y * (alpha.view(1, -1, 1, 1) * beta.view(1, 1, -1, 1) * gamma.view(1, 1, 1, -1))
+
+
+# Binary conv classes selectable by name in configs (``conv_cfg=dict(type=...)``).
+BINARY_CONVS = {cls.__name__: cls for cls in (BinaryConv2d, XNORPPConv2d)}

@@ -16,7 +16,7 @@ from typing import Optional
 from mmcv.cnn import build_norm_layer
 from torch import Tensor, nn
 
-from .binary_conv import BinaryConv2d
+from .binary_conv import BINARY_CONVS, BinaryConv2d
 
 NORM_POSITIONS = ('after_conv', 'before_conv')
 
@@ -75,7 +75,6 @@ class BinaryResidualUnit(nn.Module):
 def build_binary_conv(conv_cfg: Optional[dict], in_channels: int, out_channels: int,
                       kernel_size: int, **kwargs) -> BinaryConv2d:
     """Build a binary conv from ``dict(type='BinaryConv2d' | 'XNORPPConv2d', **options)``."""
-    from . import BINARY_CONVS  # late import: the table lives in the package namespace
     cfg = dict(conv_cfg or {})
     conv_type = cfg.pop('type', 'BinaryConv2d')
     if conv_type not in BINARY_CONVS:

@@ -11,11 +11,9 @@ mmengine's root ``MODELS``, so mmdet's and mmseg's registries find them too.
 from mmengine.registry import MODELS
 from torch import nn
 
-from .binary_conv import BinaryConv2d, XNORPPConv2d
+from .binary_conv import BINARY_CONVS
 from .binary_conv_unit import BinaryConvUnit
 from .methods import DEFAULT_METHOD, method_conv_cfg
-
-_CLASSES = {'BinaryConv2d': BinaryConv2d, 'XNORPPConv2d': XNORPPConv2d}
 
 
 def _is_pointwise(kernel_size) -> bool:
@@ -31,7 +29,7 @@ def conv_cfg_binary_conv(in_channels, out_channels, kernel_size, *args,
     if _is_pointwise(kernel_size) and not binarize_pointwise:
         return nn.Conv2d(in_channels, out_channels, kernel_size, *args, **kwargs)
     cfg = method_conv_cfg(method, input_quantizer, kernel_quantizer)
-    cls = _CLASSES[cfg.pop('type')]
+    cls = BINARY_CONVS[cfg.pop('type')]
     return cls(in_channels, out_channels, kernel_size, *args, **cfg, **kwargs)
 
 
@@ -49,5 +47,8 @@ def conv_cfg_binary_conv_unit(in_channels, out_channels, kernel_size, *args, nor
     return BinaryConvUnit(conv, norm_cfg=norm_cfg, project_shortcut=project_shortcut)
 
 
-MODELS.register_module(name='BinaryConv', module=conv_cfg_binary_conv, force=True)
-MODELS.register_module(name='BinaryConvUnit', module=conv_cfg_binary_conv_unit, force=True)
+# The conv_cfg types these builders answer to.
+CONV_CFG_BUILDERS = {'BinaryConv': conv_cfg_binary_conv,
+                     'BinaryConvUnit': conv_cfg_binary_conv_unit}
+for _name, _builder in CONV_CFG_BUILDERS.items():
+    MODELS.register_module(name=_name, module=_builder, force=True)
