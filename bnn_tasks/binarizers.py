@@ -166,6 +166,11 @@ class IdentityWeight(nn.Module):
         return weight, None
 
 
+def channel_mean_abs(weight: Tensor) -> Tensor:
+    """``mean|W|`` per output channel (shape ``[C_out]``): XNOR-Net's weight scale."""
+    return weight.abs().flatten(1).mean(dim=1)
+
+
 class MeanNormalizedWeight(nn.Module):
     """Real-valued weights scaled to mean magnitude 1 per output channel: ``(W / mean|W|, None)``.
 
@@ -178,7 +183,7 @@ class MeanNormalizedWeight(nn.Module):
     float_relaxation = 'mean_normalized'
 
     def forward(self, weight: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
-        magnitude = weight.abs().flatten(1).mean(dim=1).clamp_min(1e-12)
+        magnitude = channel_mean_abs(weight).clamp_min(1e-12)
         return weight / magnitude.view(-1, *([1] * (weight.dim() - 1))), None
 
 
@@ -212,8 +217,7 @@ class ScaledSignWeight(SignWeight):
     float_relaxation = 'identity'
 
     def forward(self, weight: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
-        scale = weight.abs().flatten(1).mean(dim=1)
-        return ste_sign(weight, self.clip), scale
+        return ste_sign(weight, self.clip), channel_mean_abs(weight)
 
 
 _INPUT_BINARIZERS = {'ste_sign': SteSign, 'approx_sign': ApproxSign, 'hardtanh': HardTanh,

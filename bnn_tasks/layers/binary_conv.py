@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..binarizers import BinarizerCfg, build_binarizer
+from ..binarizers import BinarizerCfg, build_binarizer, channel_mean_abs
 
 
 class BinaryConv2d(nn.Conv2d):
@@ -87,7 +87,7 @@ class XNORPPConv2d(BinaryConv2d):
             raise ValueError(f'spatial_size must be >= 1, got {spatial_size}')
         # alpha starts at the mean weight magnitude (what XNOR-Net would compute analytically).
         with torch.no_grad():
-            alpha = self.weight.abs().flatten(1).mean(dim=1)
+            alpha = channel_mean_abs(self.weight)
         self.alpha = nn.Parameter(alpha.clone())
         self.beta = nn.Parameter(torch.ones(spatial_size))
         self.gamma = nn.Parameter(torch.ones(spatial_size))
