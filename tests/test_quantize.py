@@ -4,6 +4,7 @@ the same features up to int8 rounding (the RoI op of a detector reads int8 featu
 tests/test_runtime_eval.py)."""
 import numpy as np
 import onnx
+from onnx import numpy_helper
 
 import bnn_tasks  # noqa: F401  (registers the backbones)
 from bnn_tasks.deploy.export import export_model
@@ -35,6 +36,12 @@ def test_int8_bit_packed_model_keeps_binary_nodes_and_their_float_inputs(tmp_pat
     convs = [n for n in quantized.graph.node if n.op_type == 'Conv']
     assert convs and all(producers.get(n.input[0]) == 'DequantizeLinear' and
                          producers.get(n.input[1]) == 'DequantizeLinear' for n in convs)
+    # weights in 7 bits (|q| <= 64): ONNX Runtime's int8 sums cannot saturate without VNNI
+    initializers = {i.name: numpy_helper.to_array(i) for i in quantized.graph.initializer}
+    weights = [initializers[n.input[0]] for n in quantized.graph.node
+               if n.op_type == 'DequantizeLinear' and n.input[0] in initializers
+               and initializers[n.input[0]].dtype == np.int8]
+    assert weights and max(int(np.abs(w.astype(np.int32)).max()) for w in weights) == 64
     # nothing dead left behind
     read = {name for n in quantized.graph.node for name in n.input}
     read |= {o.name for o in quantized.graph.output}

@@ -183,6 +183,7 @@ def test_deploy_int8_export_is_scored_by_tools_test(tiny_digits, tmp_path):
     report = json.loads((out / f'{name}.json').read_text())
     int8 = report['exports']['int8']
     assert int8['calibration_images'] == 2
+    assert int8['weight_bits'] == 7  # the default: free of int16 saturation without VNNI
     assert int8['size_bytes'] < report['exports']['binary']['size_bytes']
     graph = onnx.load(int8['path'])
     assert sum(map(is_binary_conv, graph.graph.node)) == \
@@ -207,3 +208,7 @@ def test_deploy_refuses_a_bad_int8_count(tmp_path, capsys):
         deploy_tool.parse_args(['x.py', 'y.pth', '--out', str(tmp_path), '--int8', '-1'])
     assert exit_info.value.code == 2
     assert '--int8 takes a number of calibration images' in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        deploy_tool.parse_args(['x.py', 'y.pth', '--out', str(tmp_path), '--int8-full-range'])
+    assert exit_info.value.code == 2
+    assert '--int8-full-range applies to the --int8 export' in capsys.readouterr().err

@@ -420,7 +420,7 @@ def detector_benchmark(args, variants, timing) -> dict:
     from bnn_tasks.deploy.export import file_size
     from bnn_tasks.deploy.op_profile import profile_ops
     from bnn_tasks.deploy.openvino_engine import openvino_version
-    from bnn_tasks.deploy.quantize import quantize_int8
+    from bnn_tasks.deploy.quantize import REDUCE_RANGE, quantize_int8
     args.export_dir = args.export_dir or args.out_dir
     for folder in (args.out_dir, args.export_dir):
         os.makedirs(folder, exist_ok=True)
@@ -474,7 +474,8 @@ def detector_benchmark(args, variants, timing) -> dict:
     profile = profile_ops(paths['binary'], feeds, runs=2 if args.quick else 10, threads=1)
     return dict(config=args.detector[0], checkpoint=checkpoint, shape=list(shape),
                 baseline=paths.get('r18'), images=len(feeds),
-                calibration_images=len(calibration), openvino=ov, rows=rows, profile=profile,
+                calibration_images=len(calibration), int8_weight_bits=7 if REDUCE_RANGE else 8,
+                openvino=ov, rows=rows, profile=profile,
                 sizes={name: file_size(path) for name, path in paths.items()})
 
 
@@ -503,7 +504,8 @@ def detector_markdown(result: dict, summary: dict, meta: dict) -> str:
              '(all rows timed round-robin in one process: compare within a column)',
              f'- input {result["shape"][0]}x{result["shape"][1]}, {result["images"]} test images '
              f'of the data set cycled; int8: ONNX Runtime static quantization (QDQ, per-channel, '
-             f'U8S8) calibrated on {result["calibration_images"]} training images',
+             f'U8S8, {result.get("int8_weight_bits", 8)}-bit weights) calibrated on '
+             f'{result["calibration_images"]} training images',
              f'- weights: {weights}; float ResNet-18: {result["baseline"]}', '',
              'Median ms per run (in brackets: how many times faster the bit-packed model with '
              'the automatic kernel choice is). dets/img: boxes after NMS on the first images '

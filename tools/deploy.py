@@ -1,7 +1,7 @@
 """Export a bnn_tasks detector/segmentor to ONNX (bit-packed binary convs) and verify it.
 
     python tools/deploy.py CONFIG CHECKPOINT --out DIR [--shape H W] [--float] [--no-verify]
-                                                      [--int8 N]
+                                                      [--int8 N [--int8-full-range]]
 
 Writes ``DIR/NAME.onnx`` (each binary conv one ``bnn_tasks::BinaryConv2d`` node with bit-packed
 weights) and ``DIR/NAME_float.onnx`` (its full-precision twin: the same function with standard
@@ -13,6 +13,8 @@ convs (full-precision baselines) export to a standard ``NAME.onnx``.
 ``--int8 N`` also writes ``DIR/NAME_int8.onnx``: the first export with its float ops (stem,
 shortcuts, neck, heads, fcs) statically quantized to int8 by ONNX Runtime (QDQ, per channel,
 calibrated on N training images); binary nodes keep their float inputs (``deploy/quantize.py``).
+Weights use 7 of the 8 bits, so ONNX Runtime's int8 kernels cannot saturate on x86 CPUs
+without VNNI (AVX2); ``--int8-full-range`` uses all 8, for files that only run on VNNI CPUs.
 Score it like the others; int8 rounding moves the scores, so check before deploying it.
 
 The ``.onnx`` files carry the test pipeline around the graph (resize, normalisation, class
@@ -50,9 +52,14 @@ def parse_args(argv=None):
     p.add_argument('--int8', type=int, metavar='N', default=0,
                    help='also write NAME_int8.onnx: float ops in int8, calibrated on N '
                         'training images (ONNX Runtime static quantization)')
+    p.add_argument('--int8-full-range', action='store_true',
+                   help='8-bit int8 weights instead of 7-bit: finer, but only exact on CPUs '
+                        'with VNNI (on AVX2 ONNX Runtime\'s int8 sums saturate)')
     args = p.parse_args(argv)
     if args.int8 < 0:
         p.error(f'--int8 takes a number of calibration images >= 1, got {args.int8}')
+    if args.int8_full_range and not args.int8:
+        p.error('--int8-full-range applies to the --int8 export: give --int8 N too')
     return args
 
 
@@ -130,7 +137,7 @@ def main(argv=None):
     if args.int8:
         report['exports']['int8'] = _int8_export(cfg, shape, report['exports'][modes[0]]['path'],
                                                  osp.join(args.out, f'{name}_int8.onnx'),
-                                                 args.int8)
+                                                 args.int8, not args.int8_full_range)
     if 'binary' in report['exports'] and 'float' in report['exports']:
         ratio = report['exports']['float']['size_bytes'] / report['exports']['binary'][
             'size_bytes']
@@ -143,7 +150,7 @@ def main(argv=None):
     return report
 
 
-def _int8_export(cfg, shape, source: str, path: str, images: int) -> dict:
+def _int8_export(cfg, shape, source: str, path: str, images: int, reduce_range: bool) -> dict:
     from bnn_tasks.deploy.dataset_feeds import as_feeds, dataset_inputs
     from bnn_tasks.deploy.export import file_size
     from bnn_tasks.deploy.quantize import quantize_int8
@@ -155,9 +162,9 @@ def _int8_export(cfg, shape, source: str, path: str, images: int) -> dict:
         sys.exit('error: --int8: the training set gave no calibration images (check the '
                  "config's train_dataloader data_root and ann_file)")
     t0 = time.time()
-    quantize_int8(source, path, as_feeds(calibration, source))
+    quantize_int8(source, path, as_feeds(calibration, source), reduce_range=reduce_range)
     entry = dict(path=path, mode='int8', source=source, size_bytes=file_size(path),
-                 calibration_images=len(calibration),
+                 calibration_images=len(calibration), weight_bits=7 if reduce_range else 8,
                  export_seconds=round(time.time() - t0, 2))
     print(f'[int8] {path}: {entry["size_bytes"] / 2**20:.2f} MiB, float ops quantized from '
           f'{source} (calibrated on {len(calibration)} training images); score it with '
