@@ -33,6 +33,11 @@ QUANTIZED_OP_TYPES = ('Conv', 'Gemm', 'MatMul')
 REDUCE_RANGE = True
 
 
+def int8_weight_bits(reduce_range: bool = REDUCE_RANGE) -> int:
+    """How many bits the int8 weights of :func:`quantize_int8` use."""
+    return 7 if reduce_range else 8
+
+
 def _reader(feeds: Iterable[Dict[str, np.ndarray]]):
     from onnxruntime.quantization import CalibrationDataReader
 

@@ -420,7 +420,7 @@ def detector_benchmark(args, variants, timing) -> dict:
     from bnn_tasks.deploy.export import file_size
     from bnn_tasks.deploy.op_profile import profile_ops
     from bnn_tasks.deploy.openvino_engine import openvino_version
-    from bnn_tasks.deploy.quantize import REDUCE_RANGE, quantize_int8
+    from bnn_tasks.deploy.quantize import int8_weight_bits, quantize_int8
     args.export_dir = args.export_dir or args.out_dir
     for folder in (args.out_dir, args.export_dir):
         os.makedirs(folder, exist_ok=True)
@@ -474,7 +474,7 @@ def detector_benchmark(args, variants, timing) -> dict:
     profile = profile_ops(paths['binary'], feeds, runs=2 if args.quick else 10, threads=1)
     return dict(config=args.detector[0], checkpoint=checkpoint, shape=list(shape),
                 baseline=paths.get('r18'), images=len(feeds),
-                calibration_images=len(calibration), int8_weight_bits=7 if REDUCE_RANGE else 8,
+                calibration_images=len(calibration), int8_weight_bits=int8_weight_bits(),
                 openvino=ov, rows=rows, profile=profile,
                 sizes={name: file_size(path) for name, path in paths.items()})
 

@@ -153,7 +153,7 @@ def main(argv=None):
 def _int8_export(cfg, shape, source: str, path: str, images: int, reduce_range: bool) -> dict:
     from bnn_tasks.deploy.dataset_feeds import as_feeds, dataset_inputs
     from bnn_tasks.deploy.export import file_size
-    from bnn_tasks.deploy.quantize import quantize_int8
+    from bnn_tasks.deploy.quantize import int8_weight_bits, quantize_int8
     try:
         calibration = dataset_inputs(cfg, shape, images, split='train')
     except ValueError as err:
@@ -164,7 +164,7 @@ def _int8_export(cfg, shape, source: str, path: str, images: int, reduce_range: 
     t0 = time.time()
     quantize_int8(source, path, as_feeds(calibration, source), reduce_range=reduce_range)
     entry = dict(path=path, mode='int8', source=source, size_bytes=file_size(path),
-                 calibration_images=len(calibration), weight_bits=7 if reduce_range else 8,
+                 calibration_images=len(calibration), weight_bits=int8_weight_bits(reduce_range),
                  export_seconds=round(time.time() - t0, 2))
     print(f'[int8] {path}: {entry["size_bytes"] / 2**20:.2f} MiB, float ops quantized from '
           f'{source} (calibrated on {len(calibration)} training images); score it with '
