@@ -152,7 +152,20 @@ def test_missing_data_root_is_named(tiny_digits, capsys):
     code, err = run_inproc('train', [DET, '--cfg-options'] + options_to_cli(opts), capsys)
     assert code == 2
     assert "'/nonexistent/digits/'" in err and 'train_dataloader.dataset.data_root' in err
+    # the built-in set is generated, so the error says how
+    assert 'python tools/make_digits_dataset.py --out /nonexistent/digits/' in err
     assert 'Traceback' not in err and len(err.strip().splitlines()) == 1
+
+
+def test_missing_data_root_of_another_set_points_at_its_layout():
+    from bnn_tasks.datasets.errors import DatasetError
+    from bnn_tasks.datasets.preflight import check_dataset_cfg
+    with pytest.raises(DatasetError) as error:
+        check_dataset_cfg(dict(type='VOCDataset', data_root='/nonexistent/VOCdevkit/'),
+                          'val_dataloader.dataset')
+    message = str(error.value)
+    assert "'/nonexistent/VOCdevkit/'" in message and 'val_dataloader.dataset.data_root' in message
+    assert 'docs/datasets.md' in message and 'make_digits_dataset' not in message
 
 
 def test_missing_annotation_and_split_files_are_named(tiny_digits, tmp_path, capsys):

@@ -13,6 +13,7 @@ from .errors import DatasetError
 
 _WRAPPERS = ('RepeatDataset', 'ClassBalancedDataset', 'MultiImageMixDataset')
 _XML_TYPES = ('XMLDataset', 'VOCDataset')
+DIGITS_FOLDER = 'digits'  # the built-in set's folder name in every digits config
 
 
 def iter_datasets(cfg, key: str) -> Iterator[Tuple[str, dict]]:
@@ -60,12 +61,20 @@ def _check_xml_split(split_file: str, sub_root: str, ann_subdir: str, key: str) 
             raise DatasetError(f'{xml_path} ({key}) does not parse as XML: {e}') from None
 
 
+def _how_to_make(root: str) -> str:
+    """The next step for a missing data root: the built-in digits set is generated, not
+    downloaded (its configs' roots end in ``digits``); any other set follows docs/datasets.md."""
+    if osp.basename(osp.normpath(root)) == DIGITS_FOLDER:
+        return f'make it with: python tools/make_digits_dataset.py --out {root}'
+    return 'see docs/datasets.md for the expected layout'
+
+
 def check_dataset_cfg(ds: dict, key: str) -> None:
     """Check one leaf dataset config: root, annotation/split file, folders."""
     root = ds.get('data_root')
     if root and not osp.isdir(root):
-        raise DatasetError(f'data root {root!r} ({key}.data_root) does not exist; see '
-                           f'docs/datasets.md for the expected layout')
+        raise DatasetError(f'data root {root!r} ({key}.data_root) does not exist; '
+                           + _how_to_make(root))
     ann = ds.get('ann_file')
     typ = ds.get('type', '')
     prefix = ds.get('data_prefix') or {}
