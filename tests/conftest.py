@@ -14,8 +14,26 @@ import pytest
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 PYTHON = sys.executable
 TINY_SIZE = 96  # canvas side of the test dataset; digits 6..30 px
+CPUS = len(os.sched_getaffinity(0))
+MAX_WORKERS = 4  # a worker holds 1-3 GB; more workers than test-heavy files buy nothing
+if 'PYTEST_XDIST_WORKER_COUNT' in os.environ:
+    # each pytest-xdist worker (and the tools it starts) gets its share of the cores: workers
+    # that each spin all cores' OpenMP threads would fight over them. Set before torch loads.
+    os.environ.setdefault('OMP_NUM_THREADS', str(
+        max(1, CPUS // int(os.environ['PYTEST_XDIST_WORKER_COUNT']))))
 
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
+
+
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto`` (pytest.ini): one worker per core this process may use, at most 4."""
+    return max(1, min(CPUS, MAX_WORKERS))
+
+
+def pytest_configure(config):
+    if 'OMP_NUM_THREADS' in os.environ:
+        import torch  # in case a plugin imported it before OMP_NUM_THREADS was set
+        torch.set_num_threads(int(os.environ['OMP_NUM_THREADS']))
 
 
 def load_tool(name: str):
@@ -141,7 +159,6 @@ def options_to_cli(opts: dict) -> list:
 def tool_env():
     env = dict(os.environ)
     env['PYTHONWARNINGS'] = 'ignore'
-    env.setdefault('OMP_NUM_THREADS', '2')
     env['PYTHONPATH'] = REPO + os.pathsep + env.get('PYTHONPATH', '')
     return env
 

@@ -12,7 +12,8 @@ def test_all_fixes_applied():
     assert all(v is True for v in compat.APPLIED.values()), compat.APPLIED
     assert set(compat.APPLIED) == {'atomic_checkpoint_writes', 'checkpoint_safe_globals',
                                    'cpu_distributed_init', 'ssd_head_loss_cls',
-                                   'seg_class_weight_ignore', 'mmcv_ops_bf16'}
+                                   'seg_class_weight_ignore', 'mmcv_ops_bf16',
+                                   'config_format_cache'}
     assert compat.apply_all() == compat.APPLIED  # idempotent
 
 
@@ -115,3 +116,25 @@ def test_seg_class_weight_with_ignored_pixels():
         if not avg_non_ignore:
             denom = denom + (~valid).sum()  # an ignored pixel counts 1, as unweighted
         assert torch.isfinite(got) and torch.allclose(got, per_pixel.sum() / denom)
+
+
+def test_config_text_is_formatted_once_per_content_and_unchanged(monkeypatch):
+    from mmengine.config import Config
+    from mmengine.config import config as config_module
+    from yapf.yapflib.yapf_api import FormatCode
+
+    from bnn_tasks.compat.config_format_cache import _cached
+    cfg = Config(dict(model=dict(type='FCN', backbone=dict(depth=18)), lr=0.1))
+    monkeypatch.setattr(config_module, 'FormatCode', FormatCode)
+    reference = cfg.pretty_text  # yapf itself, uncached
+    calls = []
+
+    def counting_format_code(text, **kwargs):
+        calls.append(text)
+        return FormatCode(text, **kwargs)
+
+    monkeypatch.setattr(config_module, 'FormatCode', _cached(counting_format_code))
+    assert cfg.pretty_text == reference and cfg.pretty_text == reference
+    assert len(calls) == 1  # the second read is remembered
+    cfg.lr = 0.2  # a changed config is formatted afresh
+    assert 'lr = 0.2' in cfg.pretty_text and len(calls) == 2

@@ -11,13 +11,15 @@
   IndexError on pixels labelled ``ignore_index`` (padding, VOC borders).
 - ``mmcv_ops_bf16``: mmcv 2.1.0 CPU ``nms`` and ``RoIAlign`` reject bfloat16 tensors, so a
   Faster R-CNN cannot train under bfloat16 autocast (``--amp``); they run in float32.
+- ``config_format_cache``: mmengine 0.10.7 reformats the whole config with yapf (~0.9 s) each
+  time ``Config.pretty_text`` is read, at every checkpoint save among others.
 - mmseg 1.2.2 imports ``ftfy`` and ``regex`` without declaring them: handled by
   ``requirements/runtime.txt``, nothing to patch.
 
 Each fix is idempotent and only touches the library when that library is installed.
 """
-from . import (atomic_checkpoint_writes, checkpoint_safe_globals, cpu_distributed_init,
-               mmcv_ops_bf16, seg_class_weight_ignore, ssd_head_loss_cls)
+from . import (atomic_checkpoint_writes, checkpoint_safe_globals, config_format_cache,
+               cpu_distributed_init, mmcv_ops_bf16, seg_class_weight_ignore, ssd_head_loss_cls)
 
 APPLIED = {}
 
@@ -29,7 +31,8 @@ def apply_all() -> dict:
                          ('cpu_distributed_init', cpu_distributed_init),
                          ('ssd_head_loss_cls', ssd_head_loss_cls),
                          ('seg_class_weight_ignore', seg_class_weight_ignore),
-                         ('mmcv_ops_bf16', mmcv_ops_bf16)):
+                         ('mmcv_ops_bf16', mmcv_ops_bf16),
+                         ('config_format_cache', config_format_cache)):
         if APPLIED.get(name) is True:
             continue
         try:
