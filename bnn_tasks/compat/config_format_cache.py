@@ -9,34 +9,28 @@ Fix: remember yapf's answer for the last few texts it formatted. The formatted t
 function of the input text and the style, so the output is byte-identical; a config that
 changes produces a new input text and is formatted afresh.
 """
-import collections
 import functools
-import threading
 
 CACHE_SIZE = 16  # distinct configs alive in one process: stages, teacher, test tools
 
 
 def _cached(format_code):
-    cache = collections.OrderedDict()
-    lock = threading.Lock()
+    """``format_code`` behind an LRU cache; mmengine passes the style as a dict, which is
+    frozen into a hashable key here and thawed again for yapf."""
+
+    @functools.lru_cache(maxsize=CACHE_SIZE)
+    def format_frozen(text, style, kwargs):
+        if isinstance(style, tuple):
+            style = dict(style)
+        return format_code(text, style_config=style, **dict(kwargs))
 
     @functools.wraps(format_code)
-    def format_code_cached(text, *args, style_config=None, **kwargs):
+    def format_code_cached(text, style_config=None, **kwargs):
         style = tuple(sorted(style_config.items())) if isinstance(style_config, dict) \
             else style_config
-        key = (text, args, style, tuple(sorted(kwargs.items())))
-        with lock:
-            if key in cache:
-                cache.move_to_end(key)
-                return cache[key]
-        result = format_code(text, *args, style_config=style_config, **kwargs)
-        with lock:
-            cache[key] = result
-            while len(cache) > CACHE_SIZE:
-                cache.popitem(last=False)
-        return result
+        return format_frozen(text, style, tuple(sorted(kwargs.items())))
 
-    format_code_cached._bnn_tasks_format_cache = cache
+    format_code_cached._bnn_tasks_format_cache = format_frozen
     return format_code_cached
 
 
