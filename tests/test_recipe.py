@@ -405,6 +405,77 @@ def test_class_weighted_logits_kl_is_the_weighted_mean_by_the_teachers_class():
         logits_kl([s], [t], 3, True, class_weight=torch.ones(3))
 
 
+def test_teacher_foreground_logits_kl_sums_per_object_anchor_of_the_teacher():
+    """The dense-head KL normalized like the focal/SSD loss: summed over every anchor and map,
+    divided by the teacher's soft count of object anchors; background anchors where the two
+    agree do not dilute it (they do dilute the plain mean)."""
+    from bnn_tasks.models.distill_losses import logits_kl, sigmoid_kl, softmax_kl
+    torch.manual_seed(0)
+    # sigmoid head (RetinaNet): 3 anchors x 4 classes per position, two levels
+    s = [torch.randn(2, 12, 5, 6), torch.randn(2, 12, 3, 3)]
+    t = [torch.randn(2, 12, 5, 6), torch.randn(2, 12, 3, 3)]
+    kl_sum = sum(sigmoid_kl(a, b).sum() for a, b in zip(s, t))
+    objects = sum(torch.sigmoid(b).reshape(2, 3, 4, *b.shape[2:]).amax(2).sum() for b in t)
+    got = logits_kl(s, t, 4, sigmoid=True, reduction='teacher_foreground')
+    assert torch.allclose(got, kl_sum / objects, rtol=1e-5)
+    # a level of agreeing, confident background anchors: the sum stays, the mean shrinks
+    background = torch.full((2, 12, 16, 16), -12.0)
+    padded = logits_kl(s + [background], t + [background.clone()], 4, sigmoid=True,
+                       reduction='teacher_foreground')
+    assert torch.allclose(padded, got, rtol=1e-3)
+    mean = logits_kl(s, t, 4, sigmoid=True)
+    assert torch.allclose(mean, torch.stack([sigmoid_kl(a, b).mean() for a, b in zip(s, t)]).mean())
+    assert logits_kl(s + [background], t + [background.clone()], 4, sigmoid=True) < 0.7 * mean
+    # the temperature softens the KL, not the teacher's count of objects
+    tempered = logits_kl(s, t, 4, sigmoid=True, temperature=2.0, reduction='teacher_foreground')
+    expected = sum(sigmoid_kl(a / 2, b / 2).sum() for a, b in zip(s, t)) / objects * 4
+    assert torch.allclose(tempered, expected, rtol=1e-5)
+
+    # softmax head (SSD): background is mmdet's last class
+    s, t = torch.randn(2, 2 * 5, 4, 4), torch.randn(2, 2 * 5, 4, 4)
+    shape = (2, 2, 5, 4, 4)
+    kl = softmax_kl(s.reshape(shape), t.reshape(shape), dim=2)
+    objects = (1 - torch.softmax(t.reshape(shape), dim=2)[:, :, -1]).sum()
+    got = logits_kl([s], [t], 5, sigmoid=False, reduction='teacher_foreground')
+    assert torch.allclose(got, kl.sum() / objects, rtol=1e-5)
+    # no object anywhere: divided by at least one anchor, not by ~0
+    s, t = torch.randn(1, 4, 2, 2), torch.full((1, 4, 2, 2), -30.0)
+    assert torch.allclose(logits_kl([s], [t], 4, True, reduction='teacher_foreground'),
+                          sigmoid_kl(s, t).sum())
+
+    with pytest.raises(ValueError, match="unknown logits reduction 'sum'"):
+        logits_kl([s], [t], 4, True, reduction='sum')
+    with pytest.raises(ValueError, match='class weights weigh a mean'):
+        logits_kl([s], [t], 4, False, class_weight=torch.ones(4),
+                  reduction='teacher_foreground')
+    with pytest.raises(ValueError, match='not whole anchors of 3 classes'):
+        logits_kl([s], [t], 3, True)
+
+
+def test_retinanet_distillation_can_normalize_its_logits_kl_by_the_teachers_objects():
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
+    torch.manual_seed(0)
+    student = _detection_model_cfg(RETINANET).model
+    teacher = float_stage(_detection_model_cfg(RETINANET)).model
+    losses = {}
+    for reduction in ('mean', 'teacher_foreground'):
+        torch.manual_seed(0)
+        model = MODELS.build(dict(type='DistillingModel', student=student, teacher=teacher,
+                                  feat_weight=0.0, logits_reduction=reduction))
+        model.train()
+        torch.manual_seed(1)
+        losses[reduction] = model(*_detection_batch(), mode='loss')['loss_distill_logits']
+    assert torch.isfinite(losses['teacher_foreground'])
+    # an untrained head's 9 anchors x 10 classes at every position: the sum over the teacher's
+    # few object anchors is far larger than the mean over all of them
+    assert losses['teacher_foreground'] > 10 * losses['mean'] > 0
+    with pytest.raises(ValueError, match="logits_reduction='anchors'; use one of"):
+        MODELS.build(dict(type='DistillingModel', student=student, teacher=teacher,
+                          logits_reduction='anchors'))
+
+
 def test_segmentation_distillation_weighs_pixels_like_the_loss_and_compares_training_logits():
     """The digits FCNs weigh background 0.1 in their cross-entropy and shift their eval-mode
     logits by -log(weight) (PriorCorrectedFCNHead). The per-pixel KL weighs pixels the same way,
@@ -442,6 +513,9 @@ def test_segmentation_distillation_weighs_pixels_like_the_loss_and_compares_trai
     with pytest.raises(ValueError, match="use 'loss'"):
         MODELS.build(dict(type='DistillingModel', student=student, teacher=teacher,
                           logits_class_weight='pixels'))
+    with pytest.raises(ValueError, match="a segmentor's pixels take 'mean'"):
+        MODELS.build(dict(type='DistillingModel', student=student, teacher=teacher,
+                          logits_reduction='teacher_foreground'))
 
 
 def test_two_stage_with_the_float_twin_as_teacher_distils_rpn_and_roi_logits(

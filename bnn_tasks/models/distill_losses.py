@@ -7,6 +7,9 @@ from torch import Tensor
 
 
 FEATURE_LOSSES = ('mse', 'relative')
+# how ``logits_kl`` reduces the per-anchor/pixel KL: a plain mean, or (detector dense heads)
+# a sum over the maps per anchor the teacher calls an object, as focal/SSD losses normalize
+LOGITS_REDUCTIONS = ('mean', 'teacher_foreground')
 
 
 def feature_mse(student: Sequence[Tensor], teacher: Sequence[Tensor], where: str,
@@ -49,14 +52,31 @@ def softmax_kl(student: Tensor, teacher: Tensor, dim: int) -> Tensor:
     return (log_p.exp() * (log_p - F.log_softmax(student, dim=dim))).sum(dim=dim)
 
 
+def teacher_foreground(teacher: Tensor, sigmoid: bool) -> Tensor:
+    """Per anchor, the teacher's probability that it holds an object, from ``(N, A, C, H, W)``
+    class logits: the largest class probability (sigmoid heads: RetinaNet, RPN), or one minus
+    the background's (softmax heads: SSD; mmdet puts background last)."""
+    if sigmoid:
+        return torch.sigmoid(teacher).amax(dim=2)
+    return 1 - F.softmax(teacher, dim=2)[:, :, -1]
+
+
 def logits_kl(student: Sequence[Tensor], teacher: Sequence[Tensor], channels: int,
               sigmoid: bool, temperature: float = 1.0,
-              class_weight: Optional[Tensor] = None) -> Tensor:
-    """Mean KL between class logits, per anchor/pixel, over every map of a head.
+              class_weight: Optional[Tensor] = None, reduction: str = 'mean') -> Tensor:
+    """KL between class logits, per anchor/pixel, over every map of a head.
 
     Maps are ``(N, A * channels, H, W)`` (mmdet dense heads: A anchors, classes innermost) or
     ``(N, channels, H, W)`` (mmseg decode heads). Scaled by T^2 (Hinton et al.) so the gradient
     size does not depend on the temperature.
+
+    ``reduction='mean'`` averages each map over its elements (sigmoid: anchors x classes), then
+    over maps. ``'teacher_foreground'`` (detector dense heads) sums the KL over every map and
+    divides by the teacher's soft count of object anchors (:func:`teacher_foreground`, at least
+    1), as RetinaNet's focal loss and SSD's loss divide by their positive anchors. A dense
+    head's anchors are nearly all background, where teacher and student agree, so the mean
+    shrinks with the anchor count (about 0.004 against a focal loss of 0.5 on the digits
+    RetinaNet); this sum does not.
 
     ``class_weight`` (softmax logits only; one weight per class): each anchor/pixel counts the
     weight of the teacher's most likely class there, and the mean is weighted, as a
@@ -64,31 +84,46 @@ def logits_kl(student: Sequence[Tensor], teacher: Sequence[Tensor], channels: in
     background of a segmentation), the plain mean averages away the few pixels where the two
     models disagree about the rare classes.
     """
+    if reduction not in LOGITS_REDUCTIONS:
+        raise ValueError(f'distillation: unknown logits reduction {reduction!r}; use one of '
+                         f'{", ".join(LOGITS_REDUCTIONS)}')
     if class_weight is not None:
         if sigmoid:
             raise ValueError('distillation: class weights apply to softmax logits; this head '
                              'uses sigmoid logits')
+        if reduction != 'mean':
+            raise ValueError('distillation: class weights weigh a mean; give one or the '
+                             f'{reduction!r} reduction')
         if class_weight.numel() != channels:
             raise ValueError(f'distillation: {class_weight.numel()} class weights for a head '
                              f'of {channels} classes')
-    losses = []
+    losses, foreground = [], []
     for s, t in zip(student, teacher):
         if s.shape != t.shape:
             raise ValueError(f'distillation: logits {tuple(s.shape)} (student) vs '
                              f'{tuple(t.shape)} (teacher)')
-        s, t = s / temperature, t / temperature
-        if sigmoid:
-            losses.append(sigmoid_kl(s, t).mean())
-            continue
         n, c, h, w = s.shape
+        if c % channels:
+            raise ValueError(f'distillation: logits of {c} channels are not whole anchors of '
+                             f'{channels} classes')
         shape = (n, c // channels, channels, h, w)
-        t = t.reshape(shape)
-        kl = softmax_kl(s.reshape(shape), t, dim=2)
-        if class_weight is None:
+        s, t = s.reshape(shape), t.reshape(shape)
+        if reduction == 'teacher_foreground':  # the teacher's own (untempered) beliefs
+            foreground.append(teacher_foreground(t, sigmoid).sum())
+        s, t = s / temperature, t / temperature
+        kl = sigmoid_kl(s, t).sum(dim=2) if sigmoid else softmax_kl(s, t, dim=2)
+        if reduction == 'teacher_foreground':
+            losses.append(kl.sum())
+        elif sigmoid:
+            losses.append(kl.mean() / channels)  # the mean over anchors x classes
+        elif class_weight is None:
             losses.append(kl.mean())
         else:
             weight = class_weight.to(kl)[t.argmax(dim=2)]
             losses.append((weight * kl).sum() / weight.sum().clamp_min(1e-12))
+    if reduction == 'teacher_foreground':
+        return torch.stack(losses).sum() / torch.stack(foreground).sum().clamp_min(1.0) \
+            * temperature**2
     return torch.stack(losses).mean() * temperature**2
 
 

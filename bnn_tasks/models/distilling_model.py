@@ -3,7 +3,7 @@
     model = dict(type='DistillingModel', student=<binary model cfg>, teacher=<model cfg>,
                  teacher_checkpoint='work_dirs/x/stage1_float/iter_600.pth',
                  feat_weight=1.0, logits_weight=1.0, roi_logits_weight=1.0, temperature=1.0,
-                 feature_sources=('backbone', 'neck'))
+                 feature_sources=('backbone', 'neck'), logits_reduction='mean')
 
 In ``loss`` mode the student's own losses get up to three more, logged under their own names:
 
@@ -14,7 +14,10 @@ In ``loss`` mode the student's own losses get up to three more, logged under the
   (RetinaNet, SSD), the RPN objectness (two-stage detectors). A segmentation's pixels weigh
   like in its cross-entropy (``logits_class_weight='loss'``: the decode loss's class weights,
   by the teacher's class), and a teacher whose eval-mode head shifts its logits
-  (``PriorCorrectedFCNHead``) is compared in training form, as the student's are;
+  (``PriorCorrectedFCNHead``) is compared in training form, as the student's are. A detector's
+  dense-head KL is a mean over all anchors and classes, or with
+  ``logits_reduction='teacher_foreground'`` a sum normalized by the anchors the teacher
+  calls objects, on the scale of the focal/SSD loss it is added to;
 * ``loss_distill_roi_logits`` (two-stage detectors): KL between the RoI head's class logits
   on the RoIs the student sampled, the teacher's computed by its own RoI head on its own
   features at those same boxes (the two would otherwise sample different RoIs), times
@@ -37,7 +40,8 @@ from mmengine.registry import MODELS
 
 from ..backbones.registry import REGISTRIES
 from ..heads.prior_corrected_fcn_head import loss_class_weight
-from .distill_losses import FEATURE_LOSSES, feature_mse, logits_kl, roi_logits_kl
+from .distill_losses import (FEATURE_LOSSES, LOGITS_REDUCTIONS, feature_mse, logits_kl,
+                             roi_logits_kl)
 
 STUDENT = 'student.'
 
@@ -76,6 +80,18 @@ def _logits_class_weight(option, model) -> Optional[torch.Tensor]:
         raise ValueError(f'DistillingModel: logits_class_weight must be >= 0 and not all 0, '
                          f'got {option}')
     return weight
+
+
+def _logits_reduction(option, model) -> str:
+    """Check the logits KL's reduction (see ``DistillingModel``) against the model's head."""
+    if option not in LOGITS_REDUCTIONS:
+        raise ValueError(f'DistillingModel: logits_reduction={option!r}; use one of '
+                         f'{", ".join(LOGITS_REDUCTIONS)}')
+    if option != 'mean' and getattr(model, 'decode_head', None) is not None:
+        raise ValueError(f"DistillingModel: logits_reduction={option!r} normalizes by a "
+                         "detector's object anchors; a segmentor's pixels take 'mean' (weigh "
+                         'them with logits_class_weight)')
+    return option
 
 
 def _roi_head(model):
@@ -180,6 +196,10 @@ class DistillingModel(BaseModel):
             'loss' (the class weights of the student's decode loss, by the teacher's class;
             every pixel alike when it has none, and for detectors), None (every pixel alike),
             or one weight per class.
+        logits_reduction: how the dense-head logits KL is reduced: 'mean' (over all
+            anchors/pixels and, for sigmoid heads, classes) or 'teacher_foreground'
+            (detectors: the sum over all anchors over the teacher's soft count of object
+            anchors, as the focal and SSD losses normalize by their positive anchors).
     """
 
     def __init__(self, student, teacher, teacher_checkpoint: Optional[str] = None,
@@ -188,7 +208,7 @@ class DistillingModel(BaseModel):
                  feature_sources: Sequence[str] = ('backbone', 'neck'),
                  feat_loss: str = 'mse',
                  logits_class_weight: Union[str, Sequence[float], None] = 'loss',
-                 init_cfg=None, data_preprocessor=None):
+                 logits_reduction: str = 'mean', init_cfg=None, data_preprocessor=None):
         student = _build(student)
         super().__init__(data_preprocessor=student.data_preprocessor, init_cfg=init_cfg)
         self.student = student
@@ -217,6 +237,7 @@ class DistillingModel(BaseModel):
                              f'{", ".join(FEATURE_LOSSES)}')
         self.feat_loss = feat_loss
         self.logits_class_weight = _logits_class_weight(logits_class_weight, student)
+        self.logits_reduction = _logits_reduction(logits_reduction, student)
         self._register_state_dict_hook(_student_keys_on_save)
         self._register_load_state_dict_pre_hook(_student_keys_on_load)
 
@@ -294,7 +315,8 @@ class DistillingModel(BaseModel):
             _, channels, sigmoid = _logits_head(self.student)
             losses['loss_distill_logits'] = self.logits_weight * logits_kl(
                 _as_tensors(student_out['logits']), _as_tensors(teacher_out['logits']),
-                channels, sigmoid, self.temperature, self.logits_class_weight)
+                channels, sigmoid, self.temperature, self.logits_class_weight,
+                self.logits_reduction)
         return losses
 
     def forward(self, inputs, data_samples=None, mode: str = 'tensor'):
