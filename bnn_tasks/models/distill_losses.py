@@ -108,12 +108,13 @@ def logits_kl(student: Sequence[Tensor], teacher: Sequence[Tensor], channels: in
                              f'{channels} classes')
         shape = (n, c // channels, channels, h, w)
         s, t = s.reshape(shape), t.reshape(shape)
-        if reduction == 'teacher_foreground':  # the teacher's own (untempered) beliefs
-            foreground.append(teacher_foreground(t, sigmoid).sum())
-        s, t = s / temperature, t / temperature
-        kl = sigmoid_kl(s, t).sum(dim=2) if sigmoid else softmax_kl(s, t, dim=2)
+        soft_s, soft_t = s / temperature, t / temperature
+        kl = sigmoid_kl(soft_s, soft_t).sum(dim=2) if sigmoid else \
+            softmax_kl(soft_s, soft_t, dim=2)
         if reduction == 'teacher_foreground':
             losses.append(kl.sum())
+            # counted from the teacher's own (untempered) beliefs
+            foreground.append(teacher_foreground(t, sigmoid).sum())
         elif sigmoid:
             losses.append(kl.mean() / channels)  # the mean over anchors x classes
         elif class_weight is None:
