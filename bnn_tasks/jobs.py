@@ -329,14 +329,17 @@ def train_two_stage(cfg, config_path: str, first_stage_fraction: Optional[float]
                     distill: bool = True, teacher_config: Optional[str] = None,
                     teacher_checkpoint: Optional[str] = None,
                     distill_cfg: Optional[dict] = None, distill_float_stage: bool = False,
-                    float_stage_activations: str = 'clip', **prepare_options) -> dict:
+                    float_stage_activations: str = 'clip',
+                    binary_stage_lr_factor: Optional[float] = None, **prepare_options) -> dict:
     """The float-to-binary recipe (``bnn_tasks.engine.recipe``) for the binary ``cfg``.
 
     Stage 1 (float weights, clip activations, or the config's binary activations with
     ``float_stage_activations='binary'``) trains in ``WORK_DIR/stage1_float``, stage 2 (the
     binary config from stage 1's weights, distilled from it unless ``distill`` is False) in
     ``WORK_DIR/stage2_binary``. ``max_iters`` and ``budget_minutes`` are split between them by
-    ``first_stage_fraction`` (the recipe's ``FIRST_STAGE_FRACTION`` by default).
+    ``first_stage_fraction`` (the recipe's ``FIRST_STAGE_FRACTION`` by default). Stage 2 trains
+    at ``binary_stage_lr_factor`` times the config's learning rate (the recipe's
+    ``BINARY_STAGE_LR_FACTOR`` by default).
     ``teacher_config``/``teacher_checkpoint``: another teacher (e.g. the float twin of
     ``configs/baselines``) instead of stage 1; with ``distill_float_stage`` it teaches stage 1
     too (a teacher that already segments, say, where the float stage alone does not learn in
@@ -350,9 +353,12 @@ def train_two_stage(cfg, config_path: str, first_stage_fraction: Optional[float]
     written before the stage starts.
     """
     from mmengine.config import Config
-    from .engine.recipe import (FIRST_STAGE_FRACTION, RecipeError, binary_stage, float_stage,
-                                split_budget, student_config, with_teacher)
+    from .engine.recipe import (BINARY_STAGE_LR_FACTOR, FIRST_STAGE_FRACTION, RecipeError,
+                                binary_stage, check_lr_factor, float_stage, split_budget,
+                                student_config, with_teacher)
     fraction = FIRST_STAGE_FRACTION if first_stage_fraction is None else first_stage_fraction
+    lr_factor = BINARY_STAGE_LR_FACTOR if binary_stage_lr_factor is None \
+        else binary_stage_lr_factor
     if distill_float_stage and not teacher_config:
         raise ToolError('--distill-float-stage needs --teacher-config (the float stage cannot '
                         'teach itself)')
@@ -361,6 +367,7 @@ def train_two_stage(cfg, config_path: str, first_stage_fraction: Optional[float]
     if teacher_config and not teacher_checkpoint:
         raise ToolError('--teacher-config needs --teacher-checkpoint (its trained weights)')
     try:
+        check_lr_factor(lr_factor)  # before stage 1 spends its budget
         stage1 = float_stage(cfg, config_path, float_stage_activations)
         iters = split_budget(max_iters, fraction, integer=True)
         minutes = split_budget(budget_minutes, fraction)
@@ -399,7 +406,7 @@ def train_two_stage(cfg, config_path: str, first_stage_fraction: Optional[float]
         try:
             stage2 = binary_stage(cfg, first['checkpoint'], config_path, distill=distill,
                                   teacher_config=teacher, teacher_checkpoint=teacher_checkpoint,
-                                  distill_cfg=distill_cfg,
+                                  distill_cfg=distill_cfg, lr_factor=lr_factor,
                                   stage1_activations=float_stage_activations)
         except RecipeError as e:
             raise _recipe_error(e) from None
@@ -411,7 +418,7 @@ def train_two_stage(cfg, config_path: str, first_stage_fraction: Optional[float]
     result = dict(
         config=config_path, work_dir=osp.abspath(work_dir), recipe='two_stage',
         first_stage_fraction=fraction, float_stage_activations=float_stage_activations,
-        seed=second['seed'], iterations=second['iterations'],
+        binary_stage_lr_factor=lr_factor, seed=second['seed'], iterations=second['iterations'],
         max_iters=second['max_iters'],
         checkpoint=second['checkpoint'], time_budget=second['time_budget'],
         train_minutes=round(first['train_minutes'] + second['train_minutes'], 3),

@@ -109,6 +109,10 @@ def test_binary_stage_trains_the_pretrained_backbone_at_the_full_rate():
     assert second.optim_wrapper.paramwise_cfg.norm_decay_mult == 0.0  # decay rules stay
     assert second.optim_wrapper.optimizer.lr == pytest.approx(cfg.optim_wrapper.optimizer.lr / 2)
     assert cfg.optim_wrapper.paramwise_cfg.custom_keys['backbone'] == dict(lr_mult=0.1)
+    faster = binary_stage(cfg, 'stage1.pth', path, distill=False, lr_factor=1.0)
+    assert faster.optim_wrapper.optimizer.lr == pytest.approx(cfg.optim_wrapper.optimizer.lr)
+    with pytest.raises(RecipeError, match="learning-rate factor must be > 0, got 0"):
+        binary_stage(cfg, 'stage1.pth', path, distill=False, lr_factor=0)
 
 
 def test_float_stage_refuses_float_configs():

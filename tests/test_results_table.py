@@ -84,9 +84,10 @@ def test_binary_rows_show_their_share_of_the_float_twin_at_the_same_budget():
     rows = [row('baselines', 'frcnn_r18', 0.8), row('bireal', 'frcnn_b', 0.72),
             row('baselines', 'frcnn_r18_old', 0.4, date='2026-11-01'),
             row('baselines', 'frcnn_r18_long', 0.9, budget=2.0),
-            row('bireal', 'ssd_b', 0.5)]
+            row('bireal', 'ssd_b', 0.5), row('bireal', 'frcnn_b_short', 0.717)]
     md = results_page.render_markdown(rows)
-    assert '| 0.720 | 90 % | cpu, 2026-11-22 |' in md  # the newest twin at the same budget
+    assert '| 0.720 | 90.0 % | cpu, 2026-11-22 |' in md  # the newest twin at the same budget
+    assert '| 0.717 | 89.6 % |' in md  # not rounded up to a 90 % target
     assert '| 0.800 |  | cpu' in md  # a twin has no share
     assert '| 0.500 |  | cpu' in md  # no SSD twin measured
     assert 'VOC mAP@0.5 of the float twin' in md
@@ -99,7 +100,7 @@ def test_bf16_rows_are_compared_with_a_bf16_twin():
     rows = [row('baselines', 'ssd_r18', 0.8, False), row('baselines', 'ssd_r18_amp', 0.5, True),
             row('bireal', 'ssd_b', 0.72, False), row('bireal', 'ssd_b_amp', 0.45, True)]
     md = results_page.render_markdown(rows)
-    assert '| 0.720 | 90 % |' in md and '| 0.450 | 90 % |' in md
+    assert '| 0.720 | 90.0 % |' in md and '| 0.450 | 90.0 % |' in md
     old_row = dict(rows[2])
     del old_row['amp']  # rows from before the option trained in float32
     assert results_page.float_twin(old_row, rows)['name'] == 'ssd_r18'
@@ -160,6 +161,8 @@ def _fake_tools(monkeypatch, tmp_path, refit_by=0, binary=('configs/b/bin.py',))
                 first_stage_fraction=fraction,
                 float_stage_activations=cmd[cmd.index('--float-stage-activations') + 1]
                 if '--float-stage-activations' in cmd else 'clip',
+                binary_stage_lr_factor=float(cmd[cmd.index('--binary-stage-lr-factor') + 1])
+                if '--binary-stage-lr-factor' in cmd else 0.5,
                 distill=None if '--no-distill' in cmd else {
                     'teacher_config': cmd[cmd.index('--teacher-config') + 1]
                     if '--teacher-config' in cmd else 'float stage', 'options': dict(
@@ -254,6 +257,15 @@ def test_a_non_default_split_is_its_own_row(monkeypatch, tmp_path):
     assert train[train.index('--float-stage-activations') + 1] == 'binary'
     assert ('no distillation: float stage 1 (float weights, binary activations, 40 % of the '
             'budget') in results_page.render_markdown([row])
+
+    args = results_table.parse_args(['configs/b/bin.py', '--two-stage', '--no-distill',
+                                     '--binary-stage-lr-factor', '1', '--max-iters', '30'])
+    row = results_table.train_and_test('configs/b/bin.py', args)
+    assert row['name'] == 'bin_no-distill_binary-lr-1'
+    train = [cmd for cmd in calls if cmd[1] == 'tools/train.py'][-1]
+    assert train[train.index('--binary-stage-lr-factor') + 1] == '1.0'
+    assert ("no distillation, binary stage at 1x the config's learning rate: float stage 1"
+            in results_page.render_markdown([row]))
 
 
 def test_amp_rows_train_in_bf16_and_are_their_own_rows(monkeypatch, tmp_path):

@@ -107,6 +107,9 @@ def parse_args(argv=None):
     p.add_argument('--float-stage-activations', choices=FLOAT_STAGE_ACTIVATIONS, default=None,
                    help="with --two-stage: the float stage's activations, clip (the recipe's) or "
                    'binary (row NAME_..._float-stage-binary-act)')
+    p.add_argument('--binary-stage-lr-factor', type=float, default=None,
+                   help="with --two-stage: the binary stage's learning rate against the "
+                   "config's (default: the recipe's; row NAME_..._binary-lr-FACTOR)")
     p.add_argument('--amp', action='store_true',
                    help='train with tools/train.py --amp (bfloat16 autocast on a CPU that has '
                    'it; row NAME_amp): a binary row is compared with a float twin trained at '
@@ -261,6 +264,8 @@ def _recipe_row_name(config: str, args) -> str:
              if args.first_stage_fraction is not None else [])
     if args.float_stage_activations not in (None, 'clip'):
         split.append(f'float-stage-{args.float_stage_activations}-act')
+    if args.binary_stage_lr_factor is not None:
+        split.append(f'binary-lr-{args.binary_stage_lr_factor:g}')
     if args.no_distill:
         return '_'.join([config_name(config), 'no-distill'] + split)
     teacher = ['teacher-' + config_name(args.teacher_config)] if args.teacher_config else []
@@ -287,6 +292,8 @@ def recipe_args(args) -> list:
         extra += ['--first-stage-fraction', str(args.first_stage_fraction)]
     if args.float_stage_activations:
         extra += ['--float-stage-activations', args.float_stage_activations]
+    if args.binary_stage_lr_factor is not None:
+        extra += ['--binary-stage-lr-factor', str(args.binary_stage_lr_factor)]
     return extra
 
 
@@ -337,7 +344,8 @@ def train_and_test(config: str, args) -> dict:
                 amp=args.amp,
                 recipe=dict(two_stage=True, distill=result.get('distill'),
                             first_stage_fraction=result.get('first_stage_fraction'),
-                            float_stage_activations=result.get('float_stage_activations'))
+                            float_stage_activations=result.get('float_stage_activations'),
+                            binary_stage_lr_factor=result.get('binary_stage_lr_factor'))
                 if two_stage else None,
                 stage_config=test_config, work_dir=facts['work_dir'],
                 first_stage=first_stage, metrics=metrics,
@@ -370,11 +378,12 @@ def main(argv=None):
         if not args.configs:
             raise SystemExit('error: give config files, or --render-only')
         recipe_only = args.no_distill or args.distill_options or args.teacher_config or \
-            args.first_stage_fraction is not None or args.float_stage_activations
+            args.first_stage_fraction is not None or args.float_stage_activations or \
+            args.binary_stage_lr_factor is not None
         if recipe_only and not args.two_stage:
             raise SystemExit('error: --no-distill, --distill-options, --teacher-config, '
-                             '--first-stage-fraction and --float-stage-activations need '
-                             '--two-stage')
+                             '--first-stage-fraction, --float-stage-activations and '
+                             '--binary-stage-lr-factor need --two-stage')
         if args.no_distill and (args.distill_options or args.teacher_config):
             raise SystemExit('error: --distill-options and --teacher-config configure the '
                              'distillation that --no-distill turns off')

@@ -72,6 +72,9 @@ def parse_args(argv=None):
                         help="the float stage's activations where CONFIG binarizes them: clip "
                         "(-1, 1) (the default) or binary (float weights only, ReActNet's first "
                         'step)')
+    recipe.add_argument('--binary-stage-lr-factor', type=float,
+                        help="the binary stage's learning rate against CONFIG's (default: the "
+                        "recipe's, 0.5)")
     recipe.add_argument('--no-distill', action='store_true',
                         help='stage 2 without distillation (load_from stage 1 only)')
     recipe.add_argument('--teacher-config',
@@ -85,8 +88,8 @@ def parse_args(argv=None):
                         'temperature=2')
     add_common_args(parser)
     args = parser.parse_args(argv)
-    recipe_only = ('first_stage_fraction', 'float_stage_activations', 'no_distill',
-                   'teacher_config', 'teacher_checkpoint', 'distill_options',
+    recipe_only = ('first_stage_fraction', 'float_stage_activations', 'binary_stage_lr_factor',
+                   'no_distill', 'teacher_config', 'teacher_checkpoint', 'distill_options',
                    'distill_float_stage')
     used = [name for name in recipe_only if getattr(args, name)]
     if used and not args.two_stage:
@@ -114,7 +117,8 @@ def main(argv=None):
             teacher_checkpoint=args.teacher_checkpoint,
             distill_cfg=dict(args.distill_options),
             distill_float_stage=args.distill_float_stage,
-            float_stage_activations=args.float_stage_activations or 'clip', **options)
+            float_stage_activations=args.float_stage_activations or 'clip',
+            binary_stage_lr_factor=args.binary_stage_lr_factor, **options)
     jobs.prepare_training(cfg, args.config, max_iters=args.max_iters,
                           budget_minutes=args.budget_minutes, **options)
     return jobs.train(cfg, args.config, resume=args.resume)

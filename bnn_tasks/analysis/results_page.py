@@ -73,7 +73,8 @@ def share_of_twin(row, rows) -> str:
     mine, theirs = metric_value(row['metrics'], key), metric_value(twin['metrics'], key)
     if mine is None or not theirs:
         return ''
-    return f'{100 * mine / theirs:.0f} %'
+    # one decimal: a row at 89.6 % must not read as meeting a 90 % target
+    return f'{100 * mine / theirs:.1f} %'
 
 
 def row_minutes(row) -> str:
@@ -179,6 +180,10 @@ def first_stage_note(row: dict, cols) -> str:
             how = f'distilled from {source}' + (f' ({options})' if options else '')
             if distill.get('float_stage'):
                 how += ' in both stages'
+        from ..engine.recipe import BINARY_STAGE_LR_FACTOR
+        lr_factor = recipe.get('binary_stage_lr_factor')  # older rows ran at the default
+        if lr_factor is not None and lr_factor != BINARY_STAGE_LR_FACTOR:
+            how += f", binary stage at {lr_factor:g}x the config's learning rate"
         fraction = recipe.get('first_stage_fraction')
         if fraction is not None:  # older rows did not record their split
             facts = f'{round(100 * fraction)} % of the budget, ' + facts

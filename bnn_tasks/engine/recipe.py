@@ -10,9 +10,9 @@ stage 1 still fits in stage 2. With
 weights real-valued (ReActNet's first step), so stage 2 binarizes only the weights.
 
 Stage 2 (:func:`binary_stage`): the binary config, started from stage 1's weights, AdamW at half
-the from-scratch learning rate for every parameter (no part is fresh, so a ``*_pretrained``
-config's slower backbone is dropped), and (by default) distilled from the frozen stage-1 model
-(:class:`bnn_tasks.models.DistillingModel`).
+the from-scratch learning rate (``lr_factor``) for every parameter (no part is fresh, so a
+``*_pretrained`` config's slower backbone is dropped), and (by default) distilled from the
+frozen stage-1 model (:class:`bnn_tasks.models.DistillingModel`).
 
 Both functions take and return mmengine ``Config`` objects (a deep copy; the input is untouched).
 """
@@ -106,7 +106,15 @@ def float_stage(cfg, config_path: str = 'config', activations: str = 'clip'):
     return cfg
 
 
+def check_lr_factor(lr_factor: float) -> None:
+    """Refuse a binary-stage learning-rate factor that is not positive."""
+    if not lr_factor > 0:
+        raise RecipeError(f"the binary stage's learning-rate factor must be > 0, got "
+                          f'{lr_factor}')
+
+
 def _adam_family(cfg, lr_factor: float) -> None:
+    check_lr_factor(lr_factor)
     optimizer = cfg.optim_wrapper.optimizer
     if optimizer.get('type') not in ADAM_FAMILY:
         # binary nets need Adam's per-parameter steps (latent weights far from zero get
