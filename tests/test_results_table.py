@@ -237,32 +237,32 @@ def test_rows_without_distillation_sit_beside_the_distilled_ones(monkeypatch, tm
     assert 'two-stage recipe, no distillation' in results_page.render_markdown([row])
 
 
+def _no_distill_row(calls, *options):
+    """``(row, tools/train.py command)`` of a ``--no-distill`` recipe row with ``options``."""
+    args = results_table.parse_args(['configs/b/bin.py', '--two-stage', '--no-distill',
+                                     *options, '--max-iters', '30'])
+    row = results_table.train_and_test('configs/b/bin.py', args)
+    return row, [cmd for cmd in calls if cmd[1] == 'tools/train.py'][-1]
+
+
 def test_a_non_default_split_is_its_own_row(monkeypatch, tmp_path):
     calls = _fake_tools(monkeypatch, tmp_path)
-    args = results_table.parse_args(['configs/b/bin.py', '--two-stage', '--no-distill',
-                                     '--first-stage-fraction', '0.6', '--max-iters', '30'])
-    row = results_table.train_and_test('configs/b/bin.py', args)
+    row, train = _no_distill_row(calls, '--first-stage-fraction', '0.6')
     assert row['name'] == 'bin_no-distill_float-stage-0.6'
-    train = calls[0]
+    assert train is calls[0]
     assert train[train.index('--first-stage-fraction') + 1] == '0.6'
     assert 'work_dirs/results/bin_no-distill_float-stage-0.6' in train
     assert ('two-stage recipe, no distillation: float stage 1 (60 % of the budget, '
             '18 iterations') in results_page.render_markdown([row])
 
-    args = results_table.parse_args(['configs/b/bin.py', '--two-stage', '--no-distill',
-                                     '--float-stage-activations', 'binary', '--max-iters', '30'])
-    row = results_table.train_and_test('configs/b/bin.py', args)
+    row, train = _no_distill_row(calls, '--float-stage-activations', 'binary')
     assert row['name'] == 'bin_no-distill_float-stage-binary-act'
-    train = [cmd for cmd in calls if cmd[1] == 'tools/train.py'][-1]
     assert train[train.index('--float-stage-activations') + 1] == 'binary'
     assert ('no distillation: float stage 1 (float weights, binary activations, 40 % of the '
             'budget') in results_page.render_markdown([row])
 
-    args = results_table.parse_args(['configs/b/bin.py', '--two-stage', '--no-distill',
-                                     '--binary-stage-lr-factor', '1', '--max-iters', '30'])
-    row = results_table.train_and_test('configs/b/bin.py', args)
+    row, train = _no_distill_row(calls, '--binary-stage-lr-factor', '1')
     assert row['name'] == 'bin_no-distill_binary-lr-1'
-    train = [cmd for cmd in calls if cmd[1] == 'tools/train.py'][-1]
     assert train[train.index('--binary-stage-lr-factor') + 1] == '1.0'
     assert ("no distillation, binary stage at 1x the config's learning rate: float stage 1"
             in results_page.render_markdown([row]))

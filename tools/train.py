@@ -23,7 +23,7 @@ import argparse
 from mmengine.config import DictAction
 
 from bnn_tasks.cli import add_common_args, config_from_args, exit_process, run_tool
-from bnn_tasks.engine.recipe import FLOAT_STAGE_ACTIVATIONS
+from bnn_tasks.engine.recipe import BINARY_STAGE_LR_FACTOR, FLOAT_STAGE_ACTIVATIONS
 
 
 def parse_args(argv=None):
@@ -74,7 +74,7 @@ def parse_args(argv=None):
                         'step)')
     recipe.add_argument('--binary-stage-lr-factor', type=float,
                         help="the binary stage's learning rate against CONFIG's (default: the "
-                        "recipe's, 0.5)")
+                        f"recipe's, {BINARY_STAGE_LR_FACTOR})")
     recipe.add_argument('--no-distill', action='store_true',
                         help='stage 2 without distillation (load_from stage 1 only)')
     recipe.add_argument('--teacher-config',

@@ -12,7 +12,7 @@ from typing import Dict, List, Optional
 
 from .cost import Cost, CostReport, human
 from .markdown import markdown_table
-from .results_page import distillation_teacher
+from .results_page import binary_stage_lr_factor, distillation_teacher
 
 DASH = '-'
 
@@ -43,7 +43,7 @@ def training_label(entry: dict) -> str:
 
 
 def _recipe_label(entry: dict) -> str:
-    from bnn_tasks.engine.recipe import BINARY_STAGE_LR_FACTOR, FIRST_STAGE_FRACTION
+    from bnn_tasks.engine.recipe import FIRST_STAGE_FRACTION
     recipe = entry.get('recipe') or {}
     if not (recipe.get('two_stage') or entry.get('first_stage')):
         return 'one stage'
@@ -53,8 +53,8 @@ def _recipe_label(entry: dict) -> str:
         label += f', {round(100 * fraction)} % float stage'
     if recipe.get('float_stage_activations') == 'binary':
         label += ', binary-activation float stage'
-    lr_factor = recipe.get('binary_stage_lr_factor')
-    if lr_factor is not None and lr_factor != BINARY_STAGE_LR_FACTOR:
+    lr_factor = binary_stage_lr_factor(recipe)
+    if lr_factor is not None:
         label += f", binary stage at {lr_factor:g}x the config's lr"
     distill = recipe.get('distill')
     if not distill:

@@ -162,6 +162,14 @@ def distillation_teacher(distill: dict):
     return config_name(teacher) if teacher.endswith('.py') else None
 
 
+def binary_stage_lr_factor(recipe: dict):
+    """The binary stage's learning-rate factor of a two-stage row when it is not the recipe's
+    default, else None (rows before the option ran at the default and did not record it)."""
+    from ..engine.recipe import BINARY_STAGE_LR_FACTOR
+    factor = recipe.get('binary_stage_lr_factor')
+    return factor if factor is not None and factor != BINARY_STAGE_LR_FACTOR else None
+
+
 def first_stage_note(row: dict, cols) -> str:
     stage = row['first_stage']
     values = [(label, metric_value(stage['metrics'], key)) for key, label in cols]
@@ -180,9 +188,8 @@ def first_stage_note(row: dict, cols) -> str:
             how = f'distilled from {source}' + (f' ({options})' if options else '')
             if distill.get('float_stage'):
                 how += ' in both stages'
-        from ..engine.recipe import BINARY_STAGE_LR_FACTOR
-        lr_factor = recipe.get('binary_stage_lr_factor')  # older rows ran at the default
-        if lr_factor is not None and lr_factor != BINARY_STAGE_LR_FACTOR:
+        lr_factor = binary_stage_lr_factor(recipe)
+        if lr_factor is not None:
             how += f", binary stage at {lr_factor:g}x the config's learning rate"
         fraction = recipe.get('first_stage_fraction')
         if fraction is not None:  # older rows did not record their split
