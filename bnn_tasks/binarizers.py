@@ -38,6 +38,9 @@ name                  kind    forward / backward
 ``identity``          both    no binarization (useful for ablations / float twins); the float
                               stage of ``scaled_sign``
 ====================  ======  ==============================================================
+
+:class:`GradualBinarizer` (not built by name) blends a binarizer with its float-stage relaxation
+during the binarization warm-up of a binary run that starts from float weights.
 """
 from typing import Optional, Tuple, Union
 
@@ -218,6 +221,57 @@ class ScaledSignWeight(SignWeight):
 
     def forward(self, weight: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
         return ste_sign(weight, self.clip), channel_mean_abs(weight)
+
+
+class GradualBinarizer(nn.Module):
+    """``(1 - p) * relaxed + p * binary`` while training, ``binary`` in evaluation.
+
+    The binarization warm-up of the recipe's stage 2
+    (:class:`bnn_tasks.engine.BinarizationWarmupHook`): it wraps a binary layer's binarizer,
+    ``relaxed`` being the float stage's (``hardtanh`` / the kernel's ``float_relaxation``),
+    raises ``progress`` p from 0 to 1 over the first part of the stage, then puts ``binary``
+    back, so the network moves from the float stage's function to the binary one in steps
+    rather than at once. Kernel binarizers fold the binary scale into the blended weights
+    (``scale`` is then ``None``). A training-time wrapper only: export never sees it.
+    """
+    is_sign = False
+    scale_kind = None
+
+    def __init__(self, relaxed: nn.Module, binary: nn.Module):
+        super().__init__()
+        if relaxed.kind != binary.kind:
+            raise ValueError(f'cannot blend a {relaxed.kind} binarizer with a {binary.kind} one')
+        self.kind = binary.kind
+        self.relaxed, self.binary = relaxed, binary
+        self.progress = 0.0
+
+    @property
+    def gradient_bound(self) -> float:
+        return max(self.relaxed.gradient_bound, self.binary.gradient_bound)
+
+    @property
+    def float_relaxation(self):
+        return self.binary.float_relaxation
+
+    def _mix(self, relaxed: Tensor, binary: Tensor) -> Tensor:
+        return relaxed * (1.0 - self.progress) + binary * self.progress
+
+    def forward(self, x: Tensor):
+        if not self.training or self.progress >= 1.0:
+            return self.binary(x)
+        if self.kind == 'input':
+            return self._mix(self.relaxed(x), self.binary(x))
+        return self._mix(_scaled(*self.relaxed(x)), _scaled(*self.binary(x))), None
+
+    def extra_repr(self) -> str:
+        return f'progress={self.progress:.4f}'
+
+
+def _scaled(weight: Tensor, scale: Optional[Tensor]) -> Tensor:
+    """A kernel binarizer's ``(weight, scale)`` as one weight tensor."""
+    if scale is None:
+        return weight
+    return weight * scale.view(-1, *([1] * (weight.dim() - 1)))
 
 
 _INPUT_BINARIZERS = {'ste_sign': SteSign, 'approx_sign': ApproxSign, 'hardtanh': HardTanh,

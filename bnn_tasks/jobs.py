@@ -67,8 +67,13 @@ def prepare_training(cfg, config_path: str, max_iters: Optional[int] = None,
                      val_interval: Optional[int] = None, budget_minutes: Optional[float] = None,
                      refit_to_budget: bool = False, no_validate: bool = False,
                      auto_scale_lr: bool = False, seed: Optional[int] = None,
-                     deterministic: Optional[bool] = None, amp: bool = False):
-    """Apply ``tools/train.py``'s options to ``cfg`` (in place), checking the data first."""
+                     deterministic: Optional[bool] = None, amp: bool = False,
+                     binarize_warmup: Optional[float] = None):
+    """Apply ``tools/train.py``'s options to ``cfg`` (in place), checking the data first.
+
+    ``binarize_warmup``: binarize gradually over that share of the run, from the float weights
+    of ``load_from`` (``bnn_tasks.engine.recipe.with_binarization_warmup``).
+    """
     from .datasets.preflight import check_data
     from .engine import add_time_budget, fit_schedule
     if refit_to_budget and budget_minutes is None:
@@ -97,8 +102,22 @@ def prepare_training(cfg, config_path: str, max_iters: Optional[int] = None,
         cfg.auto_scale_lr.enable = True
     if amp:
         enable_amp(cfg, config_path)
+    if binarize_warmup is not None:
+        _add_binarization_warmup(cfg, config_path, binarize_warmup)
     set_randomness(cfg, seed, deterministic)
     return cfg
+
+
+def _add_binarization_warmup(cfg, config_path: str, fraction: float) -> None:
+    from .engine.recipe import RecipeError, check_binary, with_binarization_warmup
+    if not cfg.get('load_from'):
+        raise ToolError(f'--binarize-warmup: {config_path} has no load_from; the warm-up '
+                        'blends from float weights (a float stage checkpoint) to binary ones')
+    try:
+        check_binary(cfg, config_path)
+        cfg.custom_hooks = with_binarization_warmup(cfg, fraction).custom_hooks
+    except RecipeError as e:
+        raise _recipe_error(e) from None
 
 
 def enable_amp(cfg, config_path: str) -> None:
@@ -339,7 +358,8 @@ def train_two_stage(cfg, config_path: str, first_stage_fraction: Optional[float]
     ``WORK_DIR/stage2_binary``. ``max_iters`` and ``budget_minutes`` are split between them by
     ``first_stage_fraction`` (the recipe's ``FIRST_STAGE_FRACTION`` by default). Stage 2 trains
     at ``binary_stage_lr_factor`` times the config's learning rate (the recipe's
-    ``BINARY_STAGE_LR_FACTOR`` by default).
+    ``BINARY_STAGE_LR_FACTOR`` by default) and, with ``binarize_warmup``, binarizes gradually
+    over that share of its iterations.
     ``teacher_config``/``teacher_checkpoint``: another teacher (e.g. the float twin of
     ``configs/baselines``) instead of stage 1; with ``distill_float_stage`` it teaches stage 1
     too (a teacher that already segments, say, where the float stage alone does not learn in
@@ -354,9 +374,10 @@ def train_two_stage(cfg, config_path: str, first_stage_fraction: Optional[float]
     """
     from mmengine.config import Config
     from .engine.recipe import (BINARY_STAGE_LR_FACTOR, FIRST_STAGE_FRACTION, RecipeError,
-                                binary_stage, check_lr_factor, float_stage, split_budget,
-                                student_config, with_teacher)
+                                binary_stage, check_lr_factor, check_warmup_fraction,
+                                float_stage, split_budget, student_config, with_teacher)
     fraction = FIRST_STAGE_FRACTION if first_stage_fraction is None else first_stage_fraction
+    binarize_warmup = prepare_options.pop('binarize_warmup', None)  # stage 2's option only
     lr_factor = BINARY_STAGE_LR_FACTOR if binary_stage_lr_factor is None \
         else binary_stage_lr_factor
     if distill_float_stage and not teacher_config:
@@ -368,6 +389,8 @@ def train_two_stage(cfg, config_path: str, first_stage_fraction: Optional[float]
         raise ToolError('--teacher-config needs --teacher-checkpoint (its trained weights)')
     try:
         check_lr_factor(lr_factor)  # before stage 1 spends its budget
+        if binarize_warmup is not None:
+            check_warmup_fraction(binarize_warmup)
         stage1 = float_stage(cfg, config_path, float_stage_activations)
         iters = split_budget(max_iters, fraction, integer=True)
         minutes = split_budget(budget_minutes, fraction)
@@ -407,7 +430,8 @@ def train_two_stage(cfg, config_path: str, first_stage_fraction: Optional[float]
             stage2 = binary_stage(cfg, first['checkpoint'], config_path, distill=distill,
                                   teacher_config=teacher, teacher_checkpoint=teacher_checkpoint,
                                   distill_cfg=distill_cfg, lr_factor=lr_factor,
-                                  stage1_activations=float_stage_activations)
+                                  stage1_activations=float_stage_activations,
+                                  binarize_warmup=binarize_warmup)
         except RecipeError as e:
             raise _recipe_error(e) from None
     except BaseException:
@@ -418,7 +442,8 @@ def train_two_stage(cfg, config_path: str, first_stage_fraction: Optional[float]
     result = dict(
         config=config_path, work_dir=osp.abspath(work_dir), recipe='two_stage',
         first_stage_fraction=fraction, float_stage_activations=float_stage_activations,
-        binary_stage_lr_factor=lr_factor, seed=second['seed'], iterations=second['iterations'],
+        binary_stage_lr_factor=lr_factor, binarize_warmup=binarize_warmup, seed=second['seed'],
+        iterations=second['iterations'],
         max_iters=second['max_iters'],
         checkpoint=second['checkpoint'], time_budget=second['time_budget'],
         train_minutes=round(first['train_minutes'] + second['train_minutes'], 3),

@@ -397,6 +397,25 @@ def test_train_step_cost_times_each_config_also_with_bf16_autocast(monkeypatch):
         tool.precision_variants(cfg, 'fcn', FCN_FLOAT, amp=True)
 
 
+def test_train_step_cost_times_each_config_also_in_the_binarization_warmup():
+    from bnn_tasks.binarizers import GradualBinarizer
+    from bnn_tasks.layers import BinaryConv2d
+    tool = load_tool('analysis_tools/train_step_cost')
+    cfg = Config.fromfile(FCN_GROUPNET_K2)
+    variants = tool.warmup_variants([(cfg, 'gn')], 0.3)
+    assert [(label, prepare is None) for _, label, prepare in variants] == [
+        ('gn', True), ('gn, binarization warm-up at 0.3', False)]
+    model = nn.Sequential(BinaryConv2d(3, 4, 3))
+    variants[1][2](model)
+    assert isinstance(model[0].input_quantizer, GradualBinarizer)
+    assert model[0].input_quantizer.progress == 0.3
+    with pytest.raises(ValueError, match='no binary conv'):
+        variants[1][2](nn.Sequential(nn.Conv2d(3, 4, 3)))
+    assert tool.warmup_variants([(cfg, 'gn')], None) == [(cfg, 'gn', None)]
+    with pytest.raises(tool.ToolError, match=r'\[0, 1\)'):
+        tool.warmup_variants([(cfg, 'gn')], 1.0)
+
+
 def test_train_step_cost_cli_names_a_missing_config(tmp_path):
     run = run_cli(['tools/analysis_tools/train_step_cost.py', str(tmp_path / 'none.py')],
                   subprocess_run=True)

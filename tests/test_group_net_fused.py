@@ -95,6 +95,15 @@ def test_fused_bases_equal_separate_bases_with_approx_sign_and_hardtanh():
         _assert_same_function(block, torch.randn(2, 8, 9, 9, dtype=torch.float64))
 
 
+def test_fused_bases_equal_separate_bases_during_the_binarization_warmup():
+    from bnn_tasks.engine.binarization_warmup_hook import wrap_binarizers
+    block = _block(8, 8, 1, (1, 1, 1), input_quantizer='approx_sign', seed=5).train()
+    for _, _, blend in wrap_binarizers(block):
+        blend.progress = 0.4
+    assert can_fuse([b.unit1 for b in block.bases])
+    _assert_same_function(block, torch.randn(2, 8, 9, 9, dtype=torch.float64))
+
+
 def test_forward_uses_fused_bases_and_loops_under_hooks(monkeypatch):
     block = _block(8, 8, 1, (1, 1, 1))
     x = torch.randn(2, 8, 8, 8, dtype=torch.float64)

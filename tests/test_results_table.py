@@ -1,6 +1,7 @@
 """tools/results_table.py: rows come from the result files of real runs; the page shows them
 verbatim (bnn_tasks.analysis.results_page)."""
 import json
+import os.path as osp
 
 import pytest
 import torch
@@ -163,6 +164,8 @@ def _fake_tools(monkeypatch, tmp_path, refit_by=0, binary=('configs/b/bin.py',))
                 if '--float-stage-activations' in cmd else 'clip',
                 binary_stage_lr_factor=float(cmd[cmd.index('--binary-stage-lr-factor') + 1])
                 if '--binary-stage-lr-factor' in cmd else 0.5,
+                binarize_warmup=float(cmd[cmd.index('--binarize-warmup') + 1])
+                if '--binarize-warmup' in cmd else None,
                 distill=None if '--no-distill' in cmd else {
                     'teacher_config': cmd[cmd.index('--teacher-config') + 1]
                     if '--teacher-config' in cmd else 'float stage', 'options': dict(
@@ -266,6 +269,13 @@ def test_a_non_default_split_is_its_own_row(monkeypatch, tmp_path):
     assert train[train.index('--binary-stage-lr-factor') + 1] == '1.0'
     assert ("no distillation, binary stage at 1x the config's learning rate: float stage 1"
             in results_page.render_markdown([row]))
+
+    row, train = _no_distill_row(calls, '--binarize-warmup', '0.25')
+    assert row['name'] == 'bin_no-distill_binarize-warmup-0.25'
+    assert train[train.index('--binarize-warmup') + 1] == '0.25'
+    assert row['recipe']['binarize_warmup'] == 0.25
+    assert ('no distillation, binarized gradually over the first 25 % of the binary stage: '
+            'float stage 1' in results_page.render_markdown([row]))
 
 
 def test_amp_rows_train_in_bf16_and_are_their_own_rows(monkeypatch, tmp_path):
@@ -391,3 +401,12 @@ def test_another_teacher_reaches_stage_2_and_names_its_row(monkeypatch, tmp_path
     with pytest.raises(SystemExit, match='needs --teacher-config'):
         results_table.main(['configs/b/bin.py', '--two-stage', '--distill-float-stage',
                             '--out', str(tmp_path)])
+
+
+def test_missing_config_is_refused_before_any_row_trains(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(results_table, 'train_and_test', lambda *a: calls.append(a))
+    with pytest.raises(SystemExit, match="'configs/no_such_config.py'"):
+        results_table.main([osp.join(results_table.REPO, 'configs/baselines/ssd256_r18_digits.py'),
+                            'configs/no_such_config.py', '--out', str(tmp_path)])
+    assert calls == []

@@ -110,6 +110,9 @@ def parse_args(argv=None):
     p.add_argument('--binary-stage-lr-factor', type=float, default=None,
                    help="with --two-stage: the binary stage's learning rate against the "
                    "config's (default: the recipe's; row NAME_..._binary-lr-FACTOR)")
+    p.add_argument('--binarize-warmup', type=float, default=None, metavar='FRACTION',
+                   help='with --two-stage: binarize gradually over this share of the binary '
+                   'stage (row NAME_..._binarize-warmup-FRACTION)')
     p.add_argument('--amp', action='store_true',
                    help='train with tools/train.py --amp (bfloat16 autocast on a CPU that has '
                    'it; row NAME_amp): a binary row is compared with a float twin trained at '
@@ -266,6 +269,8 @@ def _recipe_row_name(config: str, args) -> str:
         split.append(f'float-stage-{args.float_stage_activations}-act')
     if args.binary_stage_lr_factor is not None:
         split.append(f'binary-lr-{args.binary_stage_lr_factor:g}')
+    if args.binarize_warmup is not None:
+        split.append(f'binarize-warmup-{args.binarize_warmup:g}')
     if args.no_distill:
         return '_'.join([config_name(config), 'no-distill'] + split)
     teacher = ['teacher-' + config_name(args.teacher_config)] if args.teacher_config else []
@@ -294,6 +299,8 @@ def recipe_args(args) -> list:
         extra += ['--float-stage-activations', args.float_stage_activations]
     if args.binary_stage_lr_factor is not None:
         extra += ['--binary-stage-lr-factor', str(args.binary_stage_lr_factor)]
+    if args.binarize_warmup is not None:
+        extra += ['--binarize-warmup', str(args.binarize_warmup)]
     return extra
 
 
@@ -345,7 +352,8 @@ def train_and_test(config: str, args) -> dict:
                 recipe=dict(two_stage=True, distill=result.get('distill'),
                             first_stage_fraction=result.get('first_stage_fraction'),
                             float_stage_activations=result.get('float_stage_activations'),
-                            binary_stage_lr_factor=result.get('binary_stage_lr_factor'))
+                            binary_stage_lr_factor=result.get('binary_stage_lr_factor'),
+                            binarize_warmup=result.get('binarize_warmup'))
                 if two_stage else None,
                 stage_config=test_config, work_dir=facts['work_dir'],
                 first_stage=first_stage, metrics=metrics,
@@ -379,11 +387,11 @@ def main(argv=None):
             raise SystemExit('error: give config files, or --render-only')
         recipe_only = args.no_distill or args.distill_options or args.teacher_config or \
             args.first_stage_fraction is not None or args.float_stage_activations or \
-            args.binary_stage_lr_factor is not None
+            args.binary_stage_lr_factor is not None or args.binarize_warmup is not None
         if recipe_only and not args.two_stage:
             raise SystemExit('error: --no-distill, --distill-options, --teacher-config, '
-                             '--first-stage-fraction, --float-stage-activations and '
-                             '--binary-stage-lr-factor need --two-stage')
+                             '--first-stage-fraction, --float-stage-activations, '
+                             '--binary-stage-lr-factor and --binarize-warmup need --two-stage')
         if args.no_distill and (args.distill_options or args.teacher_config):
             raise SystemExit('error: --distill-options and --teacher-config configure the '
                              'distillation that --no-distill turns off')
@@ -391,6 +399,9 @@ def main(argv=None):
             raise SystemExit('error: --teacher-config and --teacher-checkpoint go together')
         if args.distill_float_stage and not args.teacher_config:
             raise SystemExit('error: --distill-float-stage needs --teacher-config')
+        missing = [c for c in args.configs if not osp.isfile(c)]
+        if missing:  # before the first row: a batch must not stop at its third config
+            raise SystemExit(f'error: config file(s) {", ".join(map(repr, missing))} do not exist')
         for config in args.configs:
             config = osp.relpath(osp.abspath(config), REPO)
             row = train_and_test(config, args)

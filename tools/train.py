@@ -75,6 +75,11 @@ def parse_args(argv=None):
     recipe.add_argument('--binary-stage-lr-factor', type=float,
                         help="the binary stage's learning rate against CONFIG's (default: the "
                         f"recipe's, {BINARY_STAGE_LR_FACTOR})")
+    recipe.add_argument('--binarize-warmup', type=float, metavar='FRACTION',
+                        help='binarize gradually: blend every binary conv from the float '
+                        "stage's function to the binary one over this share of the binary "
+                        "stage's iterations (without --two-stage: of the run, from CONFIG's "
+                        'float load_from); default: at once')
     recipe.add_argument('--no-distill', action='store_true',
                         help='stage 2 without distillation (load_from stage 1 only)')
     recipe.add_argument('--teacher-config',
@@ -108,7 +113,8 @@ def main(argv=None):
     cfg = config_from_args(args)
     options = dict(val_interval=args.val_interval, refit_to_budget=args.refit_to_budget,
                    no_validate=args.no_validate, auto_scale_lr=args.auto_scale_lr, amp=args.amp,
-                   seed=args.seed, deterministic=True if args.deterministic else None)
+                   seed=args.seed, deterministic=True if args.deterministic else None,
+                   binarize_warmup=args.binarize_warmup)
     if args.two_stage:
         return jobs.train_two_stage(
             cfg, args.config, first_stage_fraction=args.first_stage_fraction,

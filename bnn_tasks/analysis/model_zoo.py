@@ -56,6 +56,8 @@ def _recipe_label(entry: dict) -> str:
     lr_factor = binary_stage_lr_factor(recipe)
     if lr_factor is not None:
         label += f", binary stage at {lr_factor:g}x the config's lr"
+    if recipe.get('binarize_warmup'):
+        label += f", {round(100 * recipe['binarize_warmup'])} % binarization warm-up"
     distill = recipe.get('distill')
     if not distill:
         return label

@@ -191,6 +191,9 @@ def first_stage_note(row: dict, cols) -> str:
         lr_factor = binary_stage_lr_factor(recipe)
         if lr_factor is not None:
             how += f", binary stage at {lr_factor:g}x the config's learning rate"
+        if recipe.get('binarize_warmup'):
+            how += f", binarized gradually over the first " \
+                f"{round(100 * recipe['binarize_warmup'])} % of the binary stage"
         fraction = recipe.get('first_stage_fraction')
         if fraction is not None:  # older rows did not record their split
             facts = f'{round(100 * fraction)} % of the budget, ' + facts

@@ -14,7 +14,7 @@ import copy
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from .markdown import markdown_table
 
@@ -29,9 +29,11 @@ class StepCost:
     cpu_samples: List[float] = field(default_factory=list)
 
 
-def build_train_step(cfg, batch_size: int, seed: int = 0) -> Callable[[], None]:
+def build_train_step(cfg, batch_size: int, seed: int = 0,
+                     prepare_model: Optional[Callable] = None) -> Callable[[], None]:
     """``step()`` runs one ``train_step`` of ``cfg``'s model (its optimizer wrapper, its own
-    first ``batch_size`` training samples, augmented with a fixed seed)."""
+    first ``batch_size`` training samples, augmented with a fixed seed). ``prepare_model``:
+    called on the built model first (e.g. to time it in the binarization warm-up's state)."""
     import torch
     from mmengine.dataset import pseudo_collate
     from mmengine.optim import build_optim_wrapper
@@ -43,6 +45,8 @@ def build_train_step(cfg, batch_size: int, seed: int = 0) -> Callable[[], None]:
     torch.manual_seed(seed)
     model = scope_registry(cfg, 'MODELS').build(cfg.model)
     model.train()
+    if prepare_model is not None:
+        prepare_model(model)
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     if len(dataset) < batch_size:
         raise ValueError(f'the training set has {len(dataset)} samples, fewer than the batch '

@@ -12,7 +12,8 @@ weights real-valued (ReActNet's first step), so stage 2 binarizes only the weigh
 Stage 2 (:func:`binary_stage`): the binary config, started from stage 1's weights, AdamW at half
 the from-scratch learning rate (``lr_factor``) for every parameter (no part is fresh, so a
 ``*_pretrained`` config's slower backbone is dropped), and (by default) distilled from the
-frozen stage-1 model (:class:`bnn_tasks.models.DistillingModel`).
+frozen stage-1 model (:class:`bnn_tasks.models.DistillingModel`). Optionally it binarizes
+gradually (``binarize_warmup``, :class:`bnn_tasks.engine.BinarizationWarmupHook`).
 
 Both functions take and return mmengine ``Config`` objects (a deep copy; the input is untouched).
 """
@@ -113,6 +114,25 @@ def check_lr_factor(lr_factor: float) -> None:
                           f'{lr_factor}')
 
 
+def check_warmup_fraction(fraction: float) -> None:
+    """Refuse a binarization warm-up share of the binary stage outside (0, 1]."""
+    if not 0 < fraction <= 1:
+        raise RecipeError(f'the binarization warm-up must be a share of the binary stage in '
+                          f'(0, 1], got {fraction}')
+
+
+def with_binarization_warmup(cfg, fraction: float, stage1_activations: str = 'clip'):
+    """``cfg`` that binarizes gradually over the first ``fraction`` of its iterations, from
+    the float stage's function (``BinarizationWarmupHook``); for a run that starts from float
+    weights (stage 2, or any binary config with a float ``load_from``)."""
+    check_warmup_fraction(fraction)
+    cfg = copy.deepcopy(cfg)
+    hooks = [h for h in cfg.get('custom_hooks', []) if h.get('type') != 'BinarizationWarmupHook']
+    cfg.custom_hooks = hooks + [dict(type='BinarizationWarmupHook', fraction=fraction,
+                                     relax_activations=stage1_activations == 'clip')]
+    return cfg
+
+
 def _adam_family(cfg, lr_factor: float) -> None:
     check_lr_factor(lr_factor)
     optimizer = cfg.optim_wrapper.optimizer
@@ -128,13 +148,14 @@ def _adam_family(cfg, lr_factor: float) -> None:
 def binary_stage(cfg, stage1_checkpoint: str, config_path: str = 'config', distill: bool = True,
                  teacher_config=None, teacher_checkpoint: Optional[str] = None,
                  distill_cfg: Optional[dict] = None, lr_factor: float = BINARY_STAGE_LR_FACTOR,
-                 stage1_activations: str = 'clip'):
+                 stage1_activations: str = 'clip', binarize_warmup: Optional[float] = None):
     """Stage 2 of ``cfg``: the binary network loaded from ``stage1_checkpoint``.
 
     ``distill``: wrap the model in a ``DistillingModel`` whose teacher is ``teacher_config``
     (default: :func:`float_stage` of ``cfg`` with ``stage1_activations``) loaded from
     ``teacher_checkpoint`` (default: the stage-1 checkpoint). ``distill_cfg``:
-    ``DistillingModel`` options (loss weights, ...).
+    ``DistillingModel`` options (loss weights, ...). ``binarize_warmup``: binarize gradually
+    over that share of the stage (:func:`with_binarization_warmup`); None: at once.
     The optimizer constructor (``BinaryOptimWrapperConstructor``: no decay on latent binary
     weights) comes from the config.
     """
@@ -147,6 +168,8 @@ def binary_stage(cfg, stage1_checkpoint: str, config_path: str = 'config', disti
     # full rate against 34.6 at a tenth (docs/results/recipe)
     cfg.optim_wrapper = without_lr_multipliers(cfg.optim_wrapper)
     _adam_family(cfg, lr_factor)
+    if binarize_warmup is not None:
+        cfg = with_binarization_warmup(cfg, binarize_warmup, stage1_activations)
     if distill:
         teacher = (float_stage(cfg, config_path, stage1_activations) if teacher_config is None
                    else teacher_config)

@@ -7,7 +7,9 @@
 
 Ratios are CPU seconds per step over the first config's (``bnn_tasks.analysis.step_cost``).
 ``--float-stage`` times binary configs as the two-stage recipe's first stage (float weights,
-clip activations); the second stage's step is the config itself. ``--threads`` (default 1)
+clip activations); the second stage's step is the config itself. ``--binarize-warmup P`` also
+times each config as in the binarization warm-up (``tools/train.py --binarize-warmup``), its
+binarizers blended at progress P. ``--threads`` (default 1)
 sets torch's intra-op threads, so that a second core left idle keeps the timing steady.
 """
 import argparse
@@ -29,6 +31,9 @@ def parse_args(argv=None):
     parser.add_argument('--amp', action='store_true',
                         help='time every config in float32 and with bfloat16 autocast '
                         '(tools/train.py --amp; CPUs with bfloat16 in hardware only)')
+    parser.add_argument('--binarize-warmup', type=float, metavar='PROGRESS',
+                        help='also time each config with its binarizers blended from the float '
+                        'stage at this progress (0-1), as in the binarization warm-up')
     parser.add_argument('--batch-size', type=int,
                         help="images per step (default: each config's train_dataloader)")
     parser.add_argument('--rounds', type=int, default=3, help='turns of the round robin')
@@ -75,6 +80,26 @@ def precision_variants(cfg, name: str, path: str, amp: bool) -> list:
     return [(cfg, name), (mixed, f'{name}, bf16 autocast')]
 
 
+def warmup_variants(variants: list, progress) -> list:
+    """``[(cfg, label, prepare_model)]``: each variant as it is and, with ``progress``, in the
+    binarization warm-up's state at that progress."""
+    plain = [(cfg, label, None) for cfg, label in variants]
+    if progress is None:
+        return plain
+    if not 0 <= progress < 1:
+        raise ToolError(f'--binarize-warmup is a progress in [0, 1), got {progress}')
+    from bnn_tasks.engine.binarization_warmup_hook import wrap_binarizers
+
+    def blend(model):
+        wrapped = wrap_binarizers(model)
+        if not wrapped:
+            raise ValueError('--binarize-warmup: the model has no binary conv')
+        for _, _, blended in wrapped:
+            blended.progress = progress
+    return plain + [(cfg, f'{label}, binarization warm-up at {progress:g}', blend)
+                    for cfg, label in variants]
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.threads < 1:
@@ -89,9 +114,10 @@ def main(argv=None):
         if name in steps:
             raise ToolError(f'{path} is given twice')
         batch = args.batch_size or cfg.train_dataloader.batch_size
-        for variant, label in precision_variants(cfg, name, path, args.amp):
+        variants = precision_variants(cfg, name, path, args.amp)
+        for variant, label, prepare in warmup_variants(variants, args.binarize_warmup):
             try:
-                steps[label] = build_train_step(variant, batch)
+                steps[label] = build_train_step(variant, batch, prepare_model=prepare)
             except ValueError as e:
                 raise ToolError(f'{path}: {e}') from None
             batch_sizes[label] = batch
