@@ -2,8 +2,8 @@
 
 Stage 2 of the recipe switches every binary conv from the float stage's function (clip(-1, 1)
 activations, real-valued weights) to sign at once; on the Bi-Real-18 SSD that first step cost
-21 VOC mAP points, which the binary stage spent most of its iterations making up
-(docs/results/recipe). This hook wraps each binary conv's binarizers in a
+21 VOC mAP points, which the binary stage then made up (docs/results/recipe; a 25 % warm-up did
+not lift that row, measured once). This hook wraps each binary conv's binarizers in a
 :class:`~bnn_tasks.binarizers.GradualBinarizer` and moves its blend from the float stage's
 function to the binary one linearly over the first ``fraction`` of the run's iterations (re-read
 every iteration, so a schedule re-fitted to a time budget stretches the warm-up with it), then
