@@ -169,6 +169,11 @@ class IdentityWeight(nn.Module):
         return weight, None
 
 
+def per_output_channel(values: Tensor, weight: Tensor) -> Tensor:
+    """``values[C_out]`` shaped to broadcast over ``weight``'s output channels."""
+    return values.view(-1, *([1] * (weight.dim() - 1)))
+
+
 def channel_mean_abs(weight: Tensor) -> Tensor:
     """``mean|W|`` per output channel (shape ``[C_out]``): XNOR-Net's weight scale."""
     return weight.abs().flatten(1).mean(dim=1)
@@ -187,7 +192,7 @@ class MeanNormalizedWeight(nn.Module):
 
     def forward(self, weight: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
         magnitude = channel_mean_abs(weight).clamp_min(1e-12)
-        return weight / magnitude.view(-1, *([1] * (weight.dim() - 1))), None
+        return weight / per_output_channel(magnitude, weight), None
 
 
 class SignWeight(nn.Module):
@@ -271,7 +276,7 @@ def _scaled(weight: Tensor, scale: Optional[Tensor]) -> Tensor:
     """A kernel binarizer's ``(weight, scale)`` as one weight tensor."""
     if scale is None:
         return weight
-    return weight * scale.view(-1, *([1] * (weight.dim() - 1)))
+    return weight * per_output_channel(scale, weight)
 
 
 _INPUT_BINARIZERS = {'ste_sign': SteSign, 'approx_sign': ApproxSign, 'hardtanh': HardTanh,

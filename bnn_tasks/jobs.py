@@ -349,7 +349,8 @@ def train_two_stage(cfg, config_path: str, first_stage_fraction: Optional[float]
                     teacher_checkpoint: Optional[str] = None,
                     distill_cfg: Optional[dict] = None, distill_float_stage: bool = False,
                     float_stage_activations: str = 'clip',
-                    binary_stage_lr_factor: Optional[float] = None, **prepare_options) -> dict:
+                    binary_stage_lr_factor: Optional[float] = None,
+                    binarize_warmup: Optional[float] = None, **prepare_options) -> dict:
     """The float-to-binary recipe (``bnn_tasks.engine.recipe``) for the binary ``cfg``.
 
     Stage 1 (float weights, clip activations, or the config's binary activations with
@@ -377,7 +378,6 @@ def train_two_stage(cfg, config_path: str, first_stage_fraction: Optional[float]
                                 binary_stage, check_lr_factor, check_warmup_fraction,
                                 float_stage, split_budget, student_config, with_teacher)
     fraction = FIRST_STAGE_FRACTION if first_stage_fraction is None else first_stage_fraction
-    binarize_warmup = prepare_options.pop('binarize_warmup', None)  # stage 2's option only
     lr_factor = BINARY_STAGE_LR_FACTOR if binary_stage_lr_factor is None \
         else binary_stage_lr_factor
     if distill_float_stage and not teacher_config:

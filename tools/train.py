@@ -113,8 +113,7 @@ def main(argv=None):
     cfg = config_from_args(args)
     options = dict(val_interval=args.val_interval, refit_to_budget=args.refit_to_budget,
                    no_validate=args.no_validate, auto_scale_lr=args.auto_scale_lr, amp=args.amp,
-                   seed=args.seed, deterministic=True if args.deterministic else None,
-                   binarize_warmup=args.binarize_warmup)
+                   seed=args.seed, deterministic=True if args.deterministic else None)
     if args.two_stage:
         return jobs.train_two_stage(
             cfg, args.config, first_stage_fraction=args.first_stage_fraction,
@@ -124,9 +123,11 @@ def main(argv=None):
             distill_cfg=dict(args.distill_options),
             distill_float_stage=args.distill_float_stage,
             float_stage_activations=args.float_stage_activations or 'clip',
-            binary_stage_lr_factor=args.binary_stage_lr_factor, **options)
+            binary_stage_lr_factor=args.binary_stage_lr_factor,
+            binarize_warmup=args.binarize_warmup, **options)
     jobs.prepare_training(cfg, args.config, max_iters=args.max_iters,
-                          budget_minutes=args.budget_minutes, **options)
+                          budget_minutes=args.budget_minutes,
+                          binarize_warmup=args.binarize_warmup, **options)
     return jobs.train(cfg, args.config, resume=args.resume)
 
 

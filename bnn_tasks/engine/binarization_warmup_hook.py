@@ -22,7 +22,7 @@ from .recipe import FLOAT_INPUT_QUANTIZER, check_warmup_fraction
 def wrap_binarizers(model, relax_activations: bool = True) -> list:
     """Wrap the sign binarizers of every binary conv in ``model`` (progress 0); returns the
     ``(conv, attribute, GradualBinarizer)`` triples. Float convs (a distillation teacher, a
-    float stage) are left alone."""
+    float stage) are left alone; a model without a binary conv is refused."""
     wrapped = []
     for conv in model.modules():
         if not isinstance(conv, BinaryConv2d):
@@ -36,6 +36,8 @@ def wrap_binarizers(model, relax_activations: bool = True) -> list:
             blend = GradualBinarizer(relaxed, binary).train(conv.training)
             setattr(conv, attribute, blend)
             wrapped.append((conv, attribute, blend))
+    if not wrapped:
+        raise ValueError('the model has no binary conv to binarize gradually')
     return wrapped
 
 
@@ -60,9 +62,6 @@ class BinarizationWarmupHook(Hook):
             return
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         self._wrapped = wrap_binarizers(model, self.relax_activations)
-        if not self._wrapped:
-            raise ValueError('BinarizationWarmupHook: the model has no binary conv to '
-                             'binarize gradually')
         runner.logger.info(f'binarization warm-up: {len(self._wrapped)} binarizers blended '
                            f'from the float stage to binary over the first '
                            f'{round(100 * self.fraction)} % of training')

@@ -91,10 +91,7 @@ def warmup_variants(variants: list, progress) -> list:
     from bnn_tasks.engine.binarization_warmup_hook import wrap_binarizers
 
     def blend(model):
-        wrapped = wrap_binarizers(model)
-        if not wrapped:
-            raise ValueError('--binarize-warmup: the model has no binary conv')
-        for _, _, blended in wrapped:
+        for _, _, blended in wrap_binarizers(model):
             blended.progress = progress
     return plain + [(cfg, f'{label}, binarization warm-up at {progress:g}', blend)
                     for cfg, label in variants]
