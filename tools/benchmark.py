@@ -40,7 +40,7 @@ from mmengine.config import DictAction
 from bnn_tasks.analysis.markdown import markdown_table
 from bnn_tasks.deploy import library, op_spec, single_op
 from bnn_tasks.deploy.model_benchmark import time_session, time_sessions
-from bnn_tasks.machine import cpu_name
+from bnn_tasks.machine import machine_description
 
 
 @dataclass(frozen=True)
@@ -789,7 +789,7 @@ def run_meta(args, argv, variants, started: float) -> dict:
     return dict(load_average=os.getloadavg(), command='python ' + ' '.join(
                     [os.path.relpath(__file__)] + sys.argv[1:] if argv is None
                     else ['tools/benchmark.py'] + argv),
-                cpu=cpu_name(), onnxruntime=ort.__version__,
+                cpu=machine_description(), onnxruntime=ort.__version__,
                 auto_kernel=library.selected_kernel('auto'), python=platform.python_version(),
                 wall_time_s=time.time() - started, variants=list(variants),
                 threads=args.threads, quick=args.quick)

@@ -7,6 +7,7 @@ every other cell is a dash. Cost reports come from ``bnn_tasks.analysis.count_mo
 import glob
 import json
 import os.path as osp
+import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
@@ -36,10 +37,14 @@ class MeasuredRun:
 def training_label(entry: dict) -> str:
     """``one stage``, ``two-stage`` or ``two-stage, distilled [from TEACHER]``, with the float
     stage's share of the budget when it is not the recipe's, its activations when they are
-    binary, and ``bf16 autocast`` for ``--amp`` runs: what tells two recorded runs of one
-    config apart."""
+    binary, ``bf16 autocast`` for ``--amp`` runs and the AMD core generation where the row
+    recorded it: what tells two recorded runs of one config apart."""
     label = _recipe_label(entry)
-    return f'{label}, bf16 autocast' if entry.get('amp') else label
+    if entry.get('amp'):
+        label += ', bf16 autocast'
+    # the generation, where the row recorded it: a Zen 5 buys 1.5x a Zen 4's bf16 iterations
+    generation = re.search(r'\bZen [0-9]\b', entry.get('cpu') or '')
+    return f'{label}, {generation.group(0)}' if generation else label
 
 
 def _recipe_label(entry: dict) -> str:

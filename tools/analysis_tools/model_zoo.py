@@ -118,8 +118,10 @@ def main(argv=None):
         'keeps for a random input image, as mmdet\'s get_flops does with one image.',
         '- **Measured** cells come from the results files under `docs/results/` '
         '(`tools/results_table.py`): score (minutes of training, all stages; how: one stage, '
-        'or the two-stage recipe with or without distillation and its teacher), each recorded '
-        'run of a config, separated by semicolons; a dash where no run was recorded. No '
+        'or the two-stage recipe with or without distillation and its teacher; the AMD core '
+        'generation where the run recorded it: minutes on a Zen 5 buy more bfloat16 steps than '
+        'on a Zen 4), each recorded run of a config, separated by semicolons; a dash where no '
+        'run was recorded. No '
         'per-config latency is recorded; whole-backbone latency is below.',
         '',
     ]

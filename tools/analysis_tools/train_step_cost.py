@@ -122,14 +122,15 @@ def main(argv=None):
         costs = time_round_robin(steps, batch_sizes, args.rounds, args.steps)
     except ValueError as e:
         raise ToolError(str(e)) from None
-    from bnn_tasks.machine import cpu_name
-    print(f'CPU: {cpu_name()}, {args.threads} thread(s); medians of {args.rounds} turns of '
+    from bnn_tasks.machine import machine_description
+    machine = machine_description()
+    print(f'CPU: {machine}, {args.threads} thread(s); medians of {args.rounds} turns of '
           f'{args.steps} steps')
     print(format_costs(costs))
     if args.json:
         os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
         with open(args.json, 'w') as f:
-            json.dump(dict(cpu=cpu_name(), threads=args.threads, rounds=args.rounds,
+            json.dump(dict(cpu=machine, threads=args.threads, rounds=args.rounds,
                            steps=args.steps, float_stage=args.float_stage, amp=args.amp,
                            configs=args.configs,
                            costs=[c.__dict__ for c in costs]), f, indent=1)
