@@ -42,7 +42,7 @@ def training_label(entry: dict) -> str:
     label = _recipe_label(entry)
     if entry.get('amp'):
         label += ', bf16 autocast'
-    # the generation, where the row recorded it: a Zen 5 buys 1.5x a Zen 4's bf16 iterations
+    # the generation, where the row recorded it: a Zen 5 buys 1.5x the bf16 iterations of a Zen 4
     generation = re.search(r'\bZen [0-9]\b', entry.get('cpu') or '')
     return f'{label}, {generation.group(0)}' if generation else label
 
