@@ -71,6 +71,13 @@ def simd_description(flags) -> str:
     return f'{vector}, AMX' if 'amx_tile' in flags else vector
 
 
+def recorded_generation(description: str) -> str:
+    """The core generation a ``machine_description()`` names ('' where it names none, as in
+    descriptions recorded before it did)."""
+    details = description.rpartition(' (')[2].rstrip(')').split('; ')
+    return details[0] if details[0].startswith('Zen') else ''
+
+
 def machine_description() -> str:
     """The CPU with what tells instances of one machine kind apart: name, generation (where the
     name does not say it), vector extensions and core count, e.g.

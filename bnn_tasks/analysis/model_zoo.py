@@ -7,10 +7,10 @@ every other cell is a dash. Cost reports come from ``bnn_tasks.analysis.count_mo
 import glob
 import json
 import os.path as osp
-import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
+from ..machine import recorded_generation
 from .cost import Cost, CostReport, human
 from .markdown import markdown_table
 from .results_page import binary_stage_lr_factor, distillation_teacher
@@ -42,9 +42,9 @@ def training_label(entry: dict) -> str:
     label = _recipe_label(entry)
     if entry.get('amp'):
         label += ', bf16 autocast'
-    # the generation, where the row recorded it: a Zen 5 buys 1.5x the bf16 iterations of a Zen 4
-    generation = re.search(r'\bZen [0-9]\b', entry.get('cpu') or '')
-    return f'{label}, {generation.group(0)}' if generation else label
+    # a Zen 5 buys 1.5x the bf16 iterations of a Zen 4
+    generation = recorded_generation(entry.get('cpu') or '')
+    return f'{label}, {generation}' if generation else label
 
 
 def _recipe_label(entry: dict) -> str:
